@@ -1,0 +1,22 @@
+"""The ``fraudops`` command line: one module per command, assembled here."""
+
+from __future__ import annotations
+
+import typer
+
+from fraudops.cli import _demo, _ingest, _learn, _simulate
+
+app = typer.Typer(
+    name="fraudops",
+    help="Real-time card-fraud detection: simulate, ingest, train, evaluate, demo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("simulate")(_simulate.simulate)
+app.command("ingest")(_ingest.ingest)
+app.command("train")(_learn.train)
+app.command("evaluate")(_learn.evaluate)
+app.command("demo")(_demo.demo)
+
+__all__ = ["app"]
