@@ -1,0 +1,24 @@
+"""The transaction simulator: the fraud handbook's generative process, deterministic by seed.
+
+Customers and terminals sit on a 100×100 grid; each customer pays at terminals strictly
+within ``radius``; fraud follows the handbook's three scenarios, plus the optional
+``card_testing`` and ``account_takeover`` ones (see ``_extra_frauds``).
+"""
+
+from fraudops.simulate._config import EXTRA_SCENARIOS, SCENARIO_NAMES, SimulationConfig
+from fraudops.simulate._dataset import FILE_FORMATS, write_dataset
+from fraudops.simulate._report import SimulationReport, run_simulation
+from fraudops.simulate._simulator import simulate
+from fraudops.simulate._table import HANDBOOK_SCHEMA
+
+__all__ = [
+    "EXTRA_SCENARIOS",
+    "FILE_FORMATS",
+    "HANDBOOK_SCHEMA",
+    "SCENARIO_NAMES",
+    "SimulationConfig",
+    "SimulationReport",
+    "run_simulation",
+    "simulate",
+    "write_dataset",
+]
