@@ -1,0 +1,6 @@
+"""Decide: score a transaction with the model and turn the score into an action."""
+
+from fraudops.decide.policy import Policy
+from fraudops.decide.scorer import LightGBMScorer, Scorer
+
+__all__ = ["LightGBMScorer", "Policy", "Scorer"]

@@ -1,0 +1,205 @@
+"""The scorer seam: a feature vector in, a fraud probability (and its reasons) out.
+
+``LightGBMScorer`` serves a model directory written by ``fraudops train``. Scoring one row
+is the hot path: ``Booster.predict`` spends about 85 µs per single row on a 200-tree model,
+almost all of it Python-side input conversion, while LightGBM's own single-row "fast"
+C entry point (set up once per model) answers the same row in about 9 µs. The scorer uses
+the fast entry point and falls back to ``Booster.predict`` on a preallocated row where the
+LightGBM build does not expose it. Every score is checked: a non-finite or out-of-range
+value is a ModelError, never a decision.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+import lightgbm as lgb
+import numpy as np
+import numpy.typing as npt
+
+from fraudops.errors import ModelError
+from fraudops.learn.artifact import load_model_dir
+from fraudops.types import Reason
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class Scorer(Protocol):
+    """Turns a model-ordered feature vector into a fraud probability in [0, 1]."""
+
+    version: str
+    feature_names: tuple[str, ...]
+
+    def score(self, features: FloatArray) -> float:
+        """The fraud probability of one transaction (NaN features mean unknown)."""
+        ...
+
+    def score_batch(self, features: FloatArray) -> FloatArray:
+        """Fraud probabilities of many transactions, one row each."""
+        ...
+
+    def explain(self, features: FloatArray, top: int = 3) -> tuple[Reason, ...]:
+        """The features that pushed this transaction's score up most, largest first."""
+        ...
+
+
+def _checked(value: float, version: str) -> float:
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ModelError(f"model {version} returned an invalid score {value!r}")
+    return value
+
+
+class _BoosterRow:
+    """Single-row prediction through the public ``Booster.predict`` on a reused buffer."""
+
+    def __init__(self, booster: lgb.Booster, n_features: int) -> None:
+        self._booster = booster
+        self._row = np.empty((1, n_features), dtype=np.float64)
+
+    def __call__(self, features: FloatArray) -> float:
+        self._row[0] = features
+        return float(self._booster.predict(self._row, num_threads=1)[0])
+
+
+class _FastRow:
+    """Single-row prediction through LightGBM's ``PredictForMatSingleRowFast`` C API."""
+
+    _PREDICT_NORMAL = 0
+    _FLOAT64 = 1
+
+    def __init__(self, booster: lgb.Booster, n_features: int) -> None:
+        # LightGBM's Python package does not wrap the single-row fast API, so it is called
+        # through the package's own handle on the shared library.
+        from lightgbm.basic import _LIB, _safe_call  # type: ignore[attr-defined]
+
+        self._booster = booster  # keeps the model alive as long as the config using it
+        self._lib = _LIB
+        self._config = ctypes.c_void_p()
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(self._PREDICT_NORMAL),
+                ctypes.c_int(0),
+                ctypes.c_int(-1),
+                ctypes.c_int(self._FLOAT64),
+                ctypes.c_int32(n_features),
+                ctypes.c_char_p(b"num_threads=1"),
+                ctypes.byref(self._config),
+            )
+        )
+        self._row = np.zeros(n_features, dtype=np.float64)
+        self._out = np.zeros(1, dtype=np.float64)
+        self._out_len = ctypes.c_int64()
+        self._row_ptr = self._row.ctypes.data_as(ctypes.c_void_p)
+        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        self._out_len_ptr = ctypes.byref(self._out_len)
+        self._predict = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+
+    def __call__(self, features: FloatArray) -> float:
+        self._row[:] = features
+        if self._predict(self._config, self._row_ptr, self._out_len_ptr, self._out_ptr) != 0:
+            raise ModelError(f"LightGBM failed to score: {self._lib.LGBM_GetLastError().decode()}")
+        return float(self._out[0])
+
+    def __del__(self) -> None:
+        config = getattr(self, "_config", None)
+        if config is not None and config.value:
+            self._lib.LGBM_FastConfigFree(config)
+
+
+def _single_row(booster: lgb.Booster, n_features: int, fast: bool) -> Any:
+    if fast:
+        try:
+            return _FastRow(booster, n_features)
+        except (ImportError, AttributeError, lgb.basic.LightGBMError):
+            pass
+    return _BoosterRow(booster, n_features)
+
+
+class LightGBMScorer:
+    """A LightGBM binary model as a Scorer; thread-safe."""
+
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        version: str,
+        feature_names: tuple[str, ...] | list[str] | None = None,
+        *,
+        fast: bool = True,
+    ) -> None:
+        self.version = version
+        self.feature_names = tuple(feature_names or booster.feature_name())
+        if list(self.feature_names) != list(booster.feature_name()):
+            raise ModelError(
+                f"model {version} features {booster.feature_name()} differ from"
+                f" {list(self.feature_names)}"
+            )
+        self._booster = booster
+        self._n = len(self.feature_names)
+        self._one = _single_row(booster, self._n, fast)
+        # The single-row path reuses one input buffer, so concurrent callers take turns.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_model_dir(cls, path: Path, *, definition_hash: str | None = None) -> LightGBMScorer:
+        """Load a model directory written by ``fraudops train``."""
+        artifact = load_model_dir(path, definition_hash=definition_hash)
+        return cls(
+            artifact.booster, artifact.manifest.model_version, artifact.manifest.feature_names
+        )
+
+    def _row(self, features: FloatArray) -> FloatArray:
+        row = np.asarray(features, dtype=np.float64)
+        if row.shape != (self._n,):
+            raise ModelError(
+                f"model {self.version} expects {self._n} features, got shape {row.shape}"
+            )
+        return row
+
+    def score(self, features: FloatArray) -> float:
+        """The fraud probability of one transaction (NaN features mean unknown)."""
+        row = self._row(features)
+        with self._lock:
+            value = self._one(row)
+        return _checked(value, self.version)
+
+    def score_batch(self, features: FloatArray) -> FloatArray:
+        """Fraud probabilities of many transactions, one row each."""
+        rows = np.asarray(features, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != self._n:
+            raise ModelError(
+                f"model {self.version} expects rows of {self._n} features, got shape {rows.shape}"
+            )
+        if rows.shape[0] == 0:
+            return np.empty(0, dtype=np.float64)
+        scores = np.asarray(self._booster.predict(rows), dtype=np.float64)
+        bad = ~(np.isfinite(scores) & (scores >= 0.0) & (scores <= 1.0))
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise ModelError(
+                f"model {self.version} returned {int(bad.sum())} invalid scores"
+                f" (row {first}: {scores[first]!r})"
+            )
+        return scores
+
+    def explain(self, features: FloatArray, top: int = 3) -> tuple[Reason, ...]:
+        """The features that pushed this transaction's score up most, largest first.
+
+        Contributions are SHAP values in log-odds from LightGBM; features that lowered the
+        score are not reasons for suspicion and are left out.
+        """
+        row = self._row(features)
+        contributions = np.asarray(self._booster.predict(row[np.newaxis, :], pred_contrib=True))
+        per_feature = contributions[0, : self._n]
+        if not np.isfinite(per_feature).all():
+            raise ModelError(f"model {self.version} returned non-finite feature contributions")
+        order = np.argsort(-per_feature, kind="stable")[: max(top, 0)]
+        return tuple(
+            Reason(code=self.feature_names[i], contribution=float(per_feature[i]))
+            for i in order
+            if per_feature[i] > 0.0
+        )
