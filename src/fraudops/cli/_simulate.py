@@ -70,7 +70,9 @@ def simulate(
 def _print_summary(report: SimulationReport) -> None:
     console.print(
         f"Wrote {report.transactions:,} transactions, {report.frauds:,} frauds "
-        f"({report.fraud_rate:.2%}) to {report.path} in {report.seconds:.1f} s"
+        f"({report.fraud_rate:.2%}) to {report.path} in {report.seconds:.1f} s",
+        # A wrapped path cannot be copied back into a shell.
+        soft_wrap=True,
     )
     for name, count in report.frauds_by_scenario.items():
         console.print(f"  {name:<22} {count:>8,}")

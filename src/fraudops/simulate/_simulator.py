@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
@@ -23,26 +25,43 @@ _STREAMS = (
 )
 
 
+@dataclass(frozen=True)
+class World:
+    """The profiles a run draws before any transaction: who, where, and which terminals."""
+
+    customers: _profiles.Customers
+    terminals: _profiles.Terminals
+    reach: _profiles.Reach
+
+
+def streams(seed: int) -> dict[str, np.random.Generator]:
+    """The independent random generators of a run, by purpose."""
+    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    return {
+        name: np.random.default_rng(child) for name, child in zip(_STREAMS, children, strict=True)
+    }
+
+
+def build_world(config: SimulationConfig) -> World:
+    """The customer and terminal profiles ``simulate`` uses for ``config``."""
+    rng = streams(config.seed)
+    customers = _profiles.draw_customers(config.n_customers, rng["customers"])
+    terminals = _profiles.draw_terminals(config.n_terminals, rng["terminals"])
+    return World(customers, terminals, _profiles.link(customers, terminals, config.radius))
+
+
 def simulate(config: SimulationConfig, progress: Progress = no_progress) -> pa.Table:
     """Simulate labelled transactions with the handbook's process, plus any extra scenarios.
 
     The result has HANDBOOK_SCHEMA columns, is sorted by TX_DATETIME, and TRANSACTION_ID is the
     0-based row rank. The same config gives the same table.
     """
-    rng = dict(
-        zip(
-            _STREAMS,
-            (np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(6)),
-            strict=True,
-        )
-    )
+    rng = streams(config.seed)
     progress("profiles", 0, 1)
-    customers = _profiles.draw_customers(config.n_customers, rng["customers"])
-    terminals = _profiles.draw_terminals(config.n_terminals, rng["terminals"])
-    reach = _profiles.link(customers, terminals, config.radius)
+    world = build_world(config)
     progress("profiles", 1, 1)
     tx = _transactions.generate(
-        customers, reach, config.n_days, rng["transactions"], progress=progress
+        world.customers, world.reach, config.n_days, rng["transactions"], progress=progress
     )
     tx = add_handbook_frauds(
         tx, config.n_customers, config.n_terminals, rng["handbook_frauds"], progress=progress
@@ -57,9 +76,13 @@ def simulate(config: SimulationConfig, progress: Progress = no_progress) -> pa.T
     if "account_takeover" in config.scenarios:
         extras.append(
             _extra_frauds.account_takeover(
-                customers, terminals, config.n_days, config.radius, rng["account_takeover"]
+                world.customers,
+                world.terminals,
+                config.n_days,
+                config.radius,
+                rng["account_takeover"],
             )
         )
     if extras:
         tx = concatenate([tx, *extras]).sorted_by_time()
-    return to_table(tx, terminals, config.start)
+    return to_table(tx, world.terminals, config.start)
