@@ -1,0 +1,31 @@
+"""Features: one declarative definition, computed offline (DuckDB) and online (per event)."""
+
+from fraudops.features.definition import (
+    DEFAULT_FEATURES,
+    Aggregate,
+    Entity,
+    Feature,
+    FeatureDefinition,
+    Kind,
+    feature_definition,
+)
+from fraudops.features.offline import build_feature_table
+from fraudops.features.online import OnlineFeatures
+from fraudops.features.replay import lake_events, replay
+from fraudops.features.state import FeatureState, InMemoryFeatureState
+
+__all__ = [
+    "DEFAULT_FEATURES",
+    "Aggregate",
+    "Entity",
+    "Feature",
+    "FeatureDefinition",
+    "FeatureState",
+    "InMemoryFeatureState",
+    "Kind",
+    "OnlineFeatures",
+    "build_feature_table",
+    "feature_definition",
+    "lake_events",
+    "replay",
+]

@@ -1,0 +1,261 @@
+"""The online engine: features for one transaction from per-entity state, then update.
+
+Each feature of the definition is compiled once into a small function of the event and
+its card and terminal records; ``compute_and_update`` runs them before the transaction
+joins the state, so a transaction is never in its own history. Peers sharing a timestamp
+are excluded by the window functions, whatever order they arrive in.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from fraudops.features import windows
+from fraudops.features.definition import Aggregate, Entity, Feature, FeatureDefinition, Kind
+from fraudops.features.state import CardState, FeatureState, TerminalState, TxRef
+from fraudops.types import Label, Transaction
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(moment: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+@dataclass(slots=True)
+class _Event:
+    """One transaction being scored, with its entities' records and cached slices."""
+
+    t: int
+    amount: float
+    terminal_id: str
+    x: float
+    y: float
+    card: CardState
+    terminal: TerminalState
+    card_slices: dict[int | None, tuple[int, int]] = field(default_factory=dict)
+    delayed_slices: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+
+    def card_history(self, window: int | None) -> tuple[int, int]:
+        bounds = self.card_slices.get(window)
+        if bounds is None:
+            bounds = windows.history_bounds(self.card.ts, self.t, window)
+            self.card_slices[window] = bounds
+        return bounds
+
+    def terminal_history(self, window: int) -> tuple[int, int]:
+        return windows.history_bounds(self.terminal.ts, self.t, window)
+
+    def terminal_delayed(self, window: int, delay: int) -> tuple[int, int]:
+        bounds = self.delayed_slices.get((window, delay))
+        if bounds is None:
+            bounds = windows.delayed_bounds(self.terminal.ts, self.t, window, delay)
+            self.delayed_slices[window, delay] = bounds
+        return bounds
+
+
+FeatureFunction = Callable[[_Event], float]
+
+
+def _window(feature: Feature) -> int:
+    window = feature.window_us
+    if window is None:  # pragma: no cover - the definition validates this
+        raise ValueError(f"feature {feature.name!r} needs a window")
+    return window
+
+
+def _amount(feature: Feature) -> FeatureFunction:
+    return lambda e: e.amount
+
+
+def _weekend(feature: Feature) -> FeatureFunction:
+    return lambda e: windows.is_weekend(e.t)
+
+
+def _night(feature: Feature) -> FeatureFunction:
+    return lambda e: windows.is_night(e.t)
+
+
+def _card_count(feature: Feature) -> FeatureFunction:
+    window = _window(feature)
+    return lambda e: windows.count_with_current(*e.card_history(window))
+
+
+def _card_mean(feature: Feature) -> FeatureFunction:
+    window = _window(feature)
+    return lambda e: windows.mean_with_current(e.card.amounts, *e.card_history(window), e.amount)
+
+
+def _terminal_count(feature: Feature) -> FeatureFunction:
+    window = _window(feature)
+    return lambda e: windows.count_with_current(*e.terminal_history(window))
+
+
+def _delayed_count(feature: Feature) -> FeatureFunction:
+    window, delay = _window(feature), feature.delay_us
+    extra = 1 if windows.delayed_includes_current(delay) else 0
+
+    def compute(e: _Event) -> float:
+        lo, hi = e.terminal_delayed(window, delay)
+        return float(hi - lo + extra)
+
+    return compute
+
+
+def _delayed_fraud_rate(feature: Feature) -> FeatureFunction:
+    window, delay = _window(feature), feature.delay_us
+    # The current transaction's label cannot be known yet: it only adds to the count.
+    extra = 1 if windows.delayed_includes_current(delay) else 0
+
+    def compute(e: _Event) -> float:
+        lo, hi = e.terminal_delayed(window, delay)
+        return windows.fraud_rate(sum(e.terminal.is_fraud[lo:hi]), hi - lo + extra)
+
+    return compute
+
+
+def _amount_to_mean(feature: Feature) -> FeatureFunction:
+    window = _window(feature)
+    return lambda e: windows.amount_to_mean(e.card.amounts, *e.card_history(window), e.amount)
+
+
+def _amount_zscore(feature: Feature) -> FeatureFunction:
+    window = _window(feature)
+    return lambda e: windows.amount_zscore(e.card.amounts, *e.card_history(window), e.amount)
+
+
+def _seconds_since_last(feature: Feature) -> FeatureFunction:
+    window = feature.window_us
+
+    def compute(e: _Event) -> float:
+        lo, hi = e.card_history(window)
+        if hi > lo:
+            return windows.seconds_since(e.card.ts[hi - 1], e.t)
+        # Evicted transactions are older than any kept one, so the newest evicted
+        # time is the previous transaction when the lists hold no history.
+        expired = e.card.last_expired_ts if window is None else None
+        return windows.seconds_since(expired, e.t)
+
+    return compute
+
+
+def _is_new_terminal(feature: Feature) -> FeatureFunction:
+    window = _window(feature)
+
+    def compute(e: _Event) -> float:
+        lo, hi = e.card_history(window)
+        return 0.0 if e.terminal_id in e.card.terminal_ids[lo:hi] else 1.0
+
+    return compute
+
+
+def _distance(feature: Feature) -> FeatureFunction:
+    window = _window(feature)
+
+    def compute(e: _Event) -> float:
+        lo, hi = e.card_history(window)
+        card = e.card
+        return windows.distance_to_mean(card.xs, card.ys, card.located, lo, hi, e.x, e.y)
+
+    return compute
+
+
+COMPILERS: dict[tuple[Kind, Entity, Aggregate], Callable[[Feature], FeatureFunction]] = {
+    (Kind.POINT, Entity.TRANSACTION, Aggregate.AMOUNT): _amount,
+    (Kind.POINT, Entity.TRANSACTION, Aggregate.IS_WEEKEND): _weekend,
+    (Kind.POINT, Entity.TRANSACTION, Aggregate.IS_NIGHT): _night,
+    (Kind.WINDOW, Entity.CARD, Aggregate.COUNT): _card_count,
+    (Kind.WINDOW, Entity.CARD, Aggregate.MEAN_AMOUNT): _card_mean,
+    (Kind.WINDOW, Entity.TERMINAL, Aggregate.COUNT): _terminal_count,
+    (Kind.DELAYED, Entity.TERMINAL, Aggregate.COUNT): _delayed_count,
+    (Kind.DELAYED, Entity.TERMINAL, Aggregate.FRAUD_RATE): _delayed_fraud_rate,
+    (Kind.HISTORY, Entity.CARD, Aggregate.AMOUNT_TO_MEAN): _amount_to_mean,
+    (Kind.HISTORY, Entity.CARD, Aggregate.AMOUNT_ZSCORE): _amount_zscore,
+    (Kind.HISTORY, Entity.CARD, Aggregate.SECONDS_SINCE_LAST): _seconds_since_last,
+    (Kind.HISTORY, Entity.CARD, Aggregate.IS_NEW_TERMINAL): _is_new_terminal,
+    (Kind.HISTORY, Entity.CARD, Aggregate.DISTANCE_TO_MEAN_LOCATION): _distance,
+}
+"""How the online engine computes each supported (kind, entity, aggregate)."""
+
+
+def _location(tx: Transaction) -> tuple[float, float]:
+    """The terminal's coordinates, both NaN unless both are known."""
+    x, y = tx.terminal_x, tx.terminal_y
+    if x is None or y is None or math.isnan(x) or math.isnan(y):
+        return math.nan, math.nan
+    return float(x), float(y)
+
+
+class OnlineFeatures:
+    """Computes a definition's features one event at a time over a ``FeatureState``.
+
+    ``labels_applied`` and ``labels_ignored`` count label events; a label is ignored when
+    its transaction is unknown, expired, or the label claims to be known no later than
+    the transaction itself happened (it could not have been).
+    """
+
+    def __init__(self, definition: FeatureDefinition, state: FeatureState) -> None:
+        self.definition = definition
+        self.state = state
+        self.labels_applied = 0
+        self.labels_ignored = 0
+        # At least 1 µs so that eviction never touches events at the current time.
+        self._card_horizon = max(definition.horizon_us(Entity.CARD), 1)
+        self._terminal_horizon = max(definition.horizon_us(Entity.TERMINAL), 1)
+        self._functions = [
+            COMPILERS[(feature.kind, feature.entity, feature.aggregate)](feature)
+            for feature in definition.features
+        ]
+
+    def compute_and_update(self, tx: Transaction) -> np.ndarray:
+        """The features of ``tx`` in definition order (float64); then ``tx`` joins the state."""
+        t = to_micros(tx.timestamp)
+        state = self.state
+        card = state.get_card(tx.customer_id) or CardState()
+        terminal = state.get_terminal(tx.terminal_id) or TerminalState()
+        card.evict(windows.expired_count(card.ts, t, self._card_horizon))
+        terminal.evict(windows.expired_count(terminal.ts, t, self._terminal_horizon))
+        x, y = _location(tx)
+        amount = float(tx.amount)
+        event = _Event(t, amount, tx.terminal_id, x, y, card, terminal)
+        values = np.array([function(event) for function in self._functions], dtype=np.float64)
+
+        tx_id = tx.transaction_id
+        index = windows.insertion_index(card.ts, card.transaction_ids, t, tx_id)
+        card.insert(index, t, tx_id, amount, tx.terminal_id, x, y)
+        index = windows.insertion_index(terminal.ts, terminal.transaction_ids, t, tx_id)
+        terminal.insert(index, t, tx_id)
+        state.put_card(tx.customer_id, card)
+        state.put_terminal(tx.terminal_id, terminal)
+        state.put_tx_ref(tx_id, TxRef(tx.terminal_id, t), t + self._terminal_horizon)
+        return values
+
+    def observe_label(self, label: Label) -> None:
+        """Record a label; the latest ``known_at`` wins, a fraud label wins a tie."""
+        known_at = to_micros(label.known_at)
+        ref = self.state.get_tx_ref(label.transaction_id)
+        terminal = None if ref is None else self.state.get_terminal(ref.terminal_id)
+        if ref is None or terminal is None or known_at <= ref.ts:
+            self.labels_ignored += 1
+            return
+        lo = bisect_left(terminal.ts, ref.ts)
+        hi = bisect_right(terminal.ts, ref.ts, lo)
+        try:
+            index = terminal.transaction_ids.index(label.transaction_id, lo, hi)
+        except ValueError:
+            self.labels_ignored += 1
+            return
+        previous = terminal.label_known_at[index]
+        if known_at > previous or (known_at == previous and label.is_fraud):
+            terminal.label_known_at[index] = known_at
+            terminal.is_fraud[index] = label.is_fraud
+            self.state.put_terminal(ref.terminal_id, terminal)
+        self.labels_applied += 1
