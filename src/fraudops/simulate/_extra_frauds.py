@@ -91,6 +91,7 @@ def account_takeover(
             factor = rng.uniform(*TAKEOVER_AMOUNT_FACTOR, n_tx)
             pick = rng.integers(0, max(len(far), 1), n_tx)
             keep = tx_day < n_days
+            # Checked after drawing, so a card with nowhere far to go does not shift later draws.
             if len(far) == 0:
                 continue
             takeovers.append(
