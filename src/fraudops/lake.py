@@ -100,11 +100,18 @@ def append_by_day(
     """Append ``table`` to the lake, one part file per day of ``day_column``; return the rows."""
     if table.num_rows == 0:
         return 0
-    days = pc.strftime(table[day_column], format="%Y-%m-%d")
-    table = table.append_column("_day", days).sort_by("_day")
+    # Sorting by time groups each day's rows together, so a day is one slice; filtering
+    # the table once per day instead costs a full scan per day.
+    order = pc.sort_indices(table[day_column])
+    table = table.take(order)
+    # Days as dates, not text: formatting every row's day costs seconds per million rows.
+    counts = pc.value_counts(table[day_column].cast(pa.date32()))
     written = 0
-    for n, day in enumerate(sorted(set(days.to_pylist()))):
-        part = table.filter(pc.equal(table["_day"], day)).drop_columns(["_day"])
-        write_atomically(part, lake / table_name / f"day={day}" / f"part-{run_id}-{n:04d}.parquet")
-        written += part.num_rows
+    for n, (day, count) in enumerate(
+        zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    ):
+        part = table.slice(written, count)
+        path = lake / table_name / f"day={day.isoformat()}" / f"part-{run_id}-{n:04d}.parquet"
+        write_atomically(part, path)
+        written += count
     return written

@@ -88,17 +88,23 @@ class SeenIds:
         n = records.num_rows
         position = pa.array(np.arange(n, dtype=np.int64))
         records = records.append_column("_pos", position)
-        first = records.group_by("transaction_id", use_threads=False).aggregate([("_pos", "min")])
-        first_pos = pc.take(
-            first["_pos_min"],
-            pc.index_in(
-                records["transaction_id"], value_set=first["transaction_id"].combine_chunks()
-            ),
-        )
-        repeated = _mask(pc.not_equal(position, first_pos))
-        winners = records.take(first_pos)
-        conflict = repeated & ~_mask(_all_same(records, winners))
-        unique = records.filter(pa.array(~repeated))
+        if len(pc.unique(records["transaction_id"])) == n:
+            # The common case, and grouping a million ids costs seconds: nothing repeats.
+            repeated = np.zeros(n, dtype=bool)
+            conflict = repeated
+            unique = records
+        else:
+            first = records.group_by("transaction_id", use_threads=False).aggregate(
+                [("_pos", "min")]
+            )
+            first_ids = first["transaction_id"].combine_chunks()
+            first_pos = pc.take(
+                first["_pos_min"], pc.index_in(records["transaction_id"], value_set=first_ids)
+            )
+            repeated = _mask(pc.not_equal(position, first_pos))
+            winners = records.take(first_pos)
+            conflict = repeated & ~_mask(_all_same(records, winners))
+            unique = records.filter(pa.array(~repeated))
 
         in_run = self._in_run(unique)
         lake_state = self._in_lake(unique, ~in_run)
