@@ -241,6 +241,8 @@ def _read_jsonl(source: SourceFile, mapping: ColumnMapping) -> RawBatch:
     try:
         with pa.input_stream(str(source.path), compression="detect") as stream:
             table = pajson.read_json(stream, parse_options=options)
+        # The JSON reader lets invalid UTF-8 through; full validation catches it.
+        table.validate(full=True)
     except (pa.ArrowException, OSError, EOFError):
         # A bad line, mixed types or a non-object value: read line by line to find which.
         return _read_jsonl_by_line(source)
