@@ -137,6 +137,10 @@ def _check_columns(batch: RawBatch, mapping: ColumnMapping) -> None:
     if batch.kind == "jsonl" and batch.table.num_rows == 0:
         return  # no record parsed, so no columns to miss; the rejects say why
     present = set(batch.table.column_names)
+    if batch.kind == "jsonl":
+        # A key no record carries is as absent as a missing CSV column, even where the reader
+        # kept an empty column for it.
+        present = {name for name in present if batch.table[name].null_count < batch.table.num_rows}
     missing = [col for col in mapping.required_columns() if col not in present]
     if missing:
         what = "columns" if batch.kind != "jsonl" else "fields (absent from every record)"

@@ -53,6 +53,13 @@ def _ragged_csv(path: Path) -> Path:
     return path
 
 
+def _keyless_jsonl(path: Path) -> Path:
+    rows = native_rows(3)
+    for row in rows:
+        del row["timestamp"]
+    return write_jsonl(path, rows)
+
+
 def _latin1_jsonl(path: Path) -> Path:
     good, bad = (json.dumps(row).encode() for row in native_rows(2))
     path.write_bytes(good + b"\n" + bad.replace(b'"c1"', b'"Zo\xeb"') + b"\n")
@@ -68,6 +75,7 @@ def _latin1_jsonl(path: Path) -> Path:
         ("garbage.parquet", _garbage_parquet, "garbage.parquet: not a readable Parquet"),
         ("ragged.csv", _ragged_csv, "ragged.csv:6: expected 6 fields, found 3"),
         ("latin1.jsonl", _latin1_jsonl, "latin1.jsonl:2: not UTF-8"),
+        ("keyless.jsonl", _keyless_jsonl, "keyless.jsonl: missing required fields"),
     ],
 )
 def test_broken_file_fails_its_source_and_the_others_still_land(

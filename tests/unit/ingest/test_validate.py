@@ -92,11 +92,13 @@ def test_cleaning_trims_normalises_ids_and_upper_cases_currency(tmp_path: Path, 
     assert expected == (row["transaction_id"], row["customer_id"], row["currency"])
 
 
-def test_time_zones_are_converted_to_utc(tmp_path: Path, lake: Path) -> None:
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_time_zones_are_converted_to_utc(tmp_path: Path, lake: Path, suffix: str) -> None:
     """Zoned times are converted to UTC and naive ones read as UTC under ``native``."""
     stamps = ["2024-03-01T12:00:00+02:00", "2024-03-01 12:00:00", "2024-03-01T12:00:00Z"]
     rows = [{**row, "timestamp": ts} for row, ts in zip(native_rows(3), stamps, strict=True)]
-    source = write_csv(tmp_path / "in.csv", rows)
+    path = tmp_path / f"in.{suffix}"
+    source = write_csv(path, rows) if suffix == "csv" else write_jsonl(path, rows)
     ingest_sources([str(source)], lake, NATIVE)
     expected = [
         datetime(2024, 3, 1, 10, tzinfo=UTC),
