@@ -355,12 +355,14 @@ def check(table: pa.Table, mapping: ColumnMapping, max_amount: float) -> Checked
         required("amount", field("amount", parse_number), "bad_type", "is not a number"),
         mapping.amount_scale,
     )
-    in_range = pc.and_(pc.greater(amount, 0.0), pc.less_equal(amount, max_amount))
+    # Zero is a real amount: card schemes use zero-value authorisations to verify a card (and
+    # fraudsters use them to test one), so only negative and absurd amounts are refused.
+    in_range = pc.and_(pc.greater_equal(amount, 0.0), pc.less_equal(amount, max_amount))
     checker.fail(
         "amount_out_of_range",
         "amount",
         _present_but(amount, in_range),
-        lambda label, raw: f"{label} {raw!r} is outside (0, {max_amount:g}]",
+        lambda label, raw: f"{label} {raw!r} is outside [0, {max_amount:g}]",
     )
 
     texts: dict[str, pa.ChunkedArray | pa.Array] = {}

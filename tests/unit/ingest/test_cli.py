@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_json_report_round_trips(tmp_path: Path, lake: Path) -> None:
     """``--json`` prints the run's report on stdout; the lake holds what it says."""
     rows = native_rows(4)
-    rows[3]["amount"] = "0"
+    rows[3]["amount"] = "-0.01"
     source = write_csv(tmp_path / "in.csv", rows)
     result = runner.invoke(
         app, ["ingest", str(source), str(tmp_path / "none.csv"), "--lake", str(lake), "--json"]
