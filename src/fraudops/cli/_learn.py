@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from fraudops.cli._common import fail_cleanly
+from fraudops.cli._common import console, emit_json, fail_cleanly, progress_bars
+from fraudops.errors import InputError
+from fraudops.learn.jobs import evaluate_model, train_model
+from fraudops.learn.metrics import METRIC_KEYS
+from fraudops.learn.report import Report
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(f"{option}: expected a date YYYY-MM-DD, got {value!r}") from exc
 
 
 @fail_cleanly
@@ -24,9 +37,19 @@ def train(
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Train a model and report its prequential test metrics."""
-    raise NotImplementedError(
-        f"{lake} {out} {train_start} {train_days} {delay_days} {test_days} {folds} {json_output}"
-    )
+    start = _day(train_start, "--train-start")
+    with progress_bars(enabled=not json_output) as progress:
+        report = train_model(
+            lake,
+            out,
+            train_start=start,
+            train_days=train_days,
+            delay_days=delay_days,
+            test_days=test_days,
+            n_folds=folds,
+            progress=progress,
+        )
+    _show(report, "train", json_output)
 
 
 @fail_cleanly
@@ -41,4 +64,48 @@ def evaluate(
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Evaluate a trained model on a test window of the lake."""
-    raise NotImplementedError(f"{lake} {model} {test_start} {test_days} {json_output}")
+    start = None if test_start is None else _day(test_start, "--test-start")
+    with progress_bars(enabled=not json_output) as progress:
+        report = evaluate_model(
+            lake, model, test_start=start, test_days=test_days, progress=progress
+        )
+    _show(report, "evaluate", json_output)
+
+
+_LABELS = {
+    "roc_auc": "AUC ROC",
+    "average_precision": "average precision",
+    "card_precision_at_100": "card precision @100",
+    "false_positives_at_recall_50": "false positives @ recall 0.5",
+    "false_positives_at_recall_70": "false positives @ recall 0.7",
+    "false_positives_at_recall_80": "false positives @ recall 0.8",
+}
+
+
+def _value(key: str, value: float) -> str:
+    return f"{value:,.1f}" if key.startswith("false_positives") else f"{value:.3f}"
+
+
+def _show(report: Report, command: str, json_output: bool) -> None:
+    if json_output:
+        emit_json(report.as_dict())
+        return
+    folds = report.folds
+    table = Table(title=f"{command}: {report.model_version} ({report.seconds:.1f} s)")
+    table.add_column("metric")
+    table.add_column("mean ± std", justify="right")
+    for result in folds:
+        table.add_column(
+            f"fold {result.fold.index}\n{result.fold.test_start}…{result.fold.test_end}",
+            justify="right",
+        )
+    for key in METRIC_KEYS:
+        per_fold = [_value(key, result.metrics.as_dict()[key]) for result in folds]
+        summary = f"{_value(key, report.means[key])} ± {_value(key, report.std[key])}"
+        table.add_row(_LABELS[key], summary, *per_fold)
+    table.add_section()
+    for name in ("test_transactions", "test_frauds", "removed_known_cards"):
+        counts = [f"{result.as_dict()[name]:,}" for result in folds]
+        table.add_row(name.replace("_", " "), "", *counts)
+    console.print(table)
+    console.print(f"model: {report.model_dir}  features: {report.feature_definition_hash[:12]}")

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
-from fraudops.errors import InputError
+from fraudops.errors import InputError, NotEnoughDataError
 
 FOLD_SHIFT_DAYS = 7
 """How far back each further prequential fold moves (the handbook's weekly folds)."""
@@ -144,3 +144,35 @@ def remove_known_cards(frame: pd.DataFrame, fold: Fold) -> TestSet:
         removed_cards=len(removed_cards),
         removed_transactions=removed_transactions,
     )
+
+
+def _between(frame: pd.DataFrame, window: tuple[datetime, datetime]) -> pd.DataFrame:
+    start, end = window
+    ts = frame["ts"]
+    inside: pd.DataFrame = frame[((ts >= start) & (ts < end)).to_numpy()]
+    return inside
+
+
+def training_rows(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
+    """The fold's training transactions; NotEnoughDataError unless both classes are present."""
+    train = _between(frame, fold.train_window)
+    frauds = int(train["is_fraud"].sum())
+    if frauds == 0 or frauds == len(train):
+        raise NotEnoughDataError(
+            f"{fold.describe_train()} holds {len(train)} transactions, {frauds} fraudulent;"
+            " training needs both fraudulent and genuine ones"
+        )
+    return train
+
+
+def assessment_rows(frame: pd.DataFrame, fold: Fold) -> TestSet:
+    """The fold's test set after known-card removal; NotEnoughDataError unless both classes."""
+    history = _between(frame, (fold.train_window[0], fold.test_window[1]))
+    test = remove_known_cards(history, fold)
+    frauds = int(test.frame["is_fraud"].sum())
+    if frauds == 0 or frauds == len(test.frame):
+        raise NotEnoughDataError(
+            f"{fold.describe_test()} holds {len(test.frame)} transactions, {frauds}"
+            " fraudulent after removing known cards; testing needs both"
+        )
+    return test

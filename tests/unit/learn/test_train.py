@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -96,3 +97,16 @@ def test_report_gives_fold_means_and_population_std(feature_table: pd.DataFrame)
         report["std"]["roc_auc"],
         len(report["folds"]),
     )
+
+
+def test_monotone_feature_never_lowers_the_score(feature_table: pd.DataFrame) -> None:
+    """A feature named in monotone_increasing can only raise the score as it grows."""
+    rows = feature_table.iloc[:8000]
+    params = {**FAST, "monotone_increasing": ["amount"]}
+    booster = fit_booster(rows[list(FEATURES)], rows["is_fraud"].to_numpy(), params)
+    base = rows[list(FEATURES)].iloc[:200].to_numpy()
+    raised = base.copy()
+    raised[:, 2] *= 10
+    expected = 0
+    lowered = np.asarray(booster.predict(raised)) < np.asarray(booster.predict(base))
+    assert expected == int(lowered.sum())
