@@ -140,3 +140,15 @@ def test_concurrent_single_row_scoring_is_consistent(
     for thread in threads:
         thread.join()
     np.testing.assert_allclose(expected, [results[i] for i in range(400)], atol=1e-12)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_explain_uses_lightgbm_contributions(
+    booster: lgb.Booster, data: np.ndarray, fast: bool
+) -> None:
+    """Each reason's contribution is LightGBM's SHAP value for that feature."""
+    row = data[7]
+    shap = booster.predict(row[np.newaxis, :], pred_contrib=True)[0]
+    reasons = LightGBMScorer(booster, "v1", fast=fast).explain(row, top=3)
+    expected = {NAMES[i]: pytest.approx(shap[i]) for i in range(3) if shap[i] > 0}
+    assert expected == {r.code: r.contribution for r in reasons}
