@@ -82,8 +82,10 @@ _LABELS = {
 }
 
 
-def _value(key: str, value: float) -> str:
-    return f"{value:,.1f}" if key.startswith("false_positives") else f"{value:.3f}"
+def _value(key: str, value: float, *, counted: bool = False) -> str:
+    if key.startswith("false_positives"):
+        return f"{value:,.0f}" if counted else f"{value:,.1f}"
+    return f"{value:.3f}"
 
 
 def _show(report: Report, command: str, json_output: bool) -> None:
@@ -100,7 +102,7 @@ def _show(report: Report, command: str, json_output: bool) -> None:
             justify="right",
         )
     for key in METRIC_KEYS:
-        per_fold = [_value(key, result.metrics.as_dict()[key]) for result in folds]
+        per_fold = [_value(key, result.metrics.as_dict()[key], counted=True) for result in folds]
         summary = f"{_value(key, report.means[key])} ± {_value(key, report.std[key])}"
         table.add_row(_LABELS[key], summary, *per_fold)
     table.add_section()

@@ -147,3 +147,16 @@ def test_cli_rejects_a_malformed_date(trained_lake: TrainedLake, tmp_path: Path)
     )
     expected = (2, True)
     assert expected == (result.exit_code, "--train-start" in result.output)
+
+
+def test_cli_evaluate_prints_a_table(trained_lake: TrainedLake) -> None:
+    """Without --json, evaluate draws a table of every metric with mean ± std."""
+    result = CliRunner().invoke(
+        app, ["evaluate", "--lake", str(trained_lake.lake), "--model", str(trained_lake.model_dir)]
+    )
+    expected = (0, True, True)
+    assert expected == (
+        result.exit_code,
+        "card precision @100" in result.output,
+        "mean ± std" in result.output,
+    )
