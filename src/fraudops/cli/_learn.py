@@ -111,3 +111,5 @@ def _show(report: Report, command: str, json_output: bool) -> None:
         table.add_row(name.replace("_", " "), "", *counts)
     console.print(table)
     console.print(f"model: {report.model_dir}  features: {report.feature_definition_hash[:12]}")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")

@@ -8,6 +8,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fraudops.clock import Clock, SystemClock
 from fraudops.errors import ModelError, NotEnoughDataError
 from fraudops.learn.artifact import (
@@ -19,7 +21,13 @@ from fraudops.learn.artifact import (
 from fraudops.learn.dataset import feature_definition, load_feature_table
 from fraudops.learn.protocol import Fold, assessment_rows, prequential_folds
 from fraudops.learn.report import Report, summarise
-from fraudops.learn.train import HYPERPARAMETERS, assess_fold, cross_validate
+from fraudops.learn.train import (
+    DETERMINISM,
+    HYPERPARAMETERS,
+    assess_fold,
+    constant_features,
+    cross_validate,
+)
 from fraudops.progress import Progress, no_progress
 
 
@@ -52,6 +60,11 @@ def train_model(
     frame = load_feature_table(lake, first, last, definition, progress)
     if frame.empty:
         raise NotEnoughDataError(f"{lake}: no transactions from {first} to {last}")
+    in_training = np.zeros(len(frame), dtype=bool)
+    for fold in folds:
+        start, end = fold.train_window
+        in_training |= ((frame["ts"] >= start) & (frame["ts"] < end)).to_numpy()
+    warnings = constant_features(frame[in_training], definition.names)
     cv = cross_validate(frame, folds, definition.names, hyperparameters, progress)
     means, std = summarise(cv.results)
     latest = folds[0]
@@ -66,7 +79,7 @@ def train_model(
             std=std,
             folds=[result.as_dict() for result in cv.results],
         ),
-        hyperparameters=dict(hyperparameters),
+        hyperparameters={**DETERMINISM, **hyperparameters},
         created_at=clock.now(),
     )
     save_model_dir(out, cv.latest_model, manifest)
@@ -76,6 +89,7 @@ def train_model(
         model_version=manifest.model_version,
         feature_definition_hash=manifest.feature_definition_hash,
         seconds=time.perf_counter() - started,
+        warnings=tuple(warnings),
     )
 
 

@@ -61,6 +61,7 @@ class Report:
     model_version: str
     feature_definition_hash: str
     seconds: float
+    warnings: tuple[str, ...] = ()
     means: dict[str, float] = field(init=False)
     std: dict[str, float] = field(init=False)
 
@@ -79,4 +80,5 @@ class Report:
             "model_version": self.model_version,
             "feature_definition_hash": self.feature_definition_hash,
             "seconds": round(self.seconds, 3),
+            "warnings": list(self.warnings),
         }

@@ -94,6 +94,24 @@ def fit_booster(
     return lgb.train(params, dataset, num_boost_round=rounds)
 
 
+def constant_features(frame: pd.DataFrame, feature_names: Sequence[str]) -> list[str]:
+    """Warnings for features that hold one value (or only NaN) across ``frame``.
+
+    A feature that never varies teaches the model nothing; on real traffic it almost always
+    means a broken pipeline upstream (labels never arriving, a join matching nothing).
+    """
+    warnings = []
+    for name in feature_names:
+        column = frame[name]
+        if column.nunique(dropna=False) <= 1:
+            value = column.iloc[0] if len(column) else float("nan")
+            warnings.append(
+                f"feature {name} is constant ({value}) in the training data:"
+                " the model cannot use it; check the feature pipeline and label times"
+            )
+    return warnings
+
+
 @dataclass(frozen=True, slots=True)
 class CrossValidation:
     """Every fold's result, and the model fitted on the latest window (fold 0)."""

@@ -77,6 +77,7 @@ REPORT_KEYS = {
     "model_version",
     "feature_definition_hash",
     "seconds",
+    "warnings",
 }
 FOLD_KEYS = {
     "fold",
@@ -91,7 +92,15 @@ FOLD_KEYS = {
     "removed_known_cards",
 } | (
     REPORT_KEYS
-    - {"std", "folds", "model_dir", "model_version", "feature_definition_hash", "seconds"}
+    - {
+        "std",
+        "folds",
+        "model_dir",
+        "model_version",
+        "feature_definition_hash",
+        "seconds",
+        "warnings",
+    }
 )
 
 

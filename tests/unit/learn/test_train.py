@@ -12,7 +12,7 @@ import pytest
 from fraudops.errors import NotEnoughDataError
 from fraudops.learn.protocol import prequential_folds
 from fraudops.learn.report import Report
-from fraudops.learn.train import cross_validate, fit_booster
+from fraudops.learn.train import constant_features, cross_validate, fit_booster
 from tests.unit.learn.conftest import FEATURES
 
 FOLDS = prequential_folds(date(2018, 1, 22), train_days=7, delay_days=7, test_days=7, n_folds=2)
@@ -110,3 +110,11 @@ def test_monotone_feature_never_lowers_the_score(feature_table: pd.DataFrame) ->
     expected = 0
     lowered = np.asarray(booster.predict(raised)) < np.asarray(booster.predict(base))
     assert expected == int(lowered.sum())
+
+
+def test_constant_feature_is_reported(feature_table: pd.DataFrame) -> None:
+    """A feature that never varies in training is named in a warning; varying ones are not."""
+    frame = feature_table.assign(noise=0.0)
+    warnings = constant_features(frame, FEATURES)
+    expected = (1, True)
+    assert expected == (len(warnings), warnings[0].startswith("feature noise is constant (0.0)"))
