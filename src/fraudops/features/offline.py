@@ -112,25 +112,25 @@ def _feature_sql(query: _Query, feature: Feature, with_prior: bool) -> str:
         frauds = query.fraud_count(_window_us(feature), feature.delay_us)
         return f"case when {count} > 0 then coalesce({frauds}, 0) / {count} else 0.0 end"
     if key == (Kind.HISTORY, Entity.CARD, Aggregate.AMOUNT_TO_MEAN):
-        mean = query.window("avg(amount)", card, _history_frame(window))
-        return f"case when {mean} <> 0 then amount / {mean} end"
+        count = query.window("count(*)", card, _history_frame(window))
+        total = query.window("sum(amount)", card, _history_frame(window))
+        return f"case when {count} > 0 and {total} <> 0 then amount / ({total} / {count}) end"
     if key == (Kind.HISTORY, Entity.CARD, Aggregate.AMOUNT_ZSCORE):
         frame = _history_frame(window)
         count = query.window("count(*)", card, frame)
-        mean = query.window("avg(amount)", card, frame)
+        total = query.window("sum(amount)", card, frame)
         std = query.window("stddev_pop(amount)", card, frame)
-        low = query.window("min(amount)", card, frame)
-        high = query.window("max(amount)", card, frame)
-        # min = max rather than std = 0: rounding must not turn "no spread" into a huge z.
-        return f"case when {count} >= 2 and {low} < {high} then (amount - {mean}) / {std} end"
+        # stddev_pop is exactly 0 when every amount is equal (its running mean never
+        # moves): the condition online tests as min == max.
+        return f"case when {count} >= 2 and {std} > 0 then (amount - {total} / {count}) / {std} end"
     if key == (Kind.HISTORY, Entity.CARD, Aggregate.SECONDS_SINCE_LAST):
         last = query.window("max(t)", card, _history_frame(window))
         if with_prior and window is None:
             last = f"coalesce({last}, prior_t)"
         return f"((t - {last}) / {windows.MICROS_PER_SECOND})"
     if key == (Kind.HISTORY, Entity.CARD, Aggregate.IS_NEW_TERMINAL):
-        seen = query.window("count(*)", "customer_id, terminal_id", _history_frame(window))
-        return f"case when {seen} = 0 then 1.0 else 0.0 end"
+        previous = query.window("max(t)", "customer_id, terminal_id", _history_frame(None))
+        return f"case when {previous} > t - {window} then 0.0 else 1.0 end"
     if key == (Kind.HISTORY, Entity.CARD, Aggregate.DISTANCE_TO_MEAN_LOCATION):
         frame = _history_frame(window)
         mean_x = query.window("avg(lx)", card, frame)

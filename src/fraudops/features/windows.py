@@ -103,6 +103,8 @@ def amount_zscore(amounts: Sequence[float], lo: int, hi: int, amount: float) -> 
     # Two passes (deviations from the mean) keep nearly-equal amounts accurate.
     deviations = [value - mean for value in history]
     variance = sum(map(operator.mul, deviations, deviations)) / n
+    if variance <= 0.0:  # spreads below ~1e-160 underflow
+        return NAN
     return (amount - mean) / math.sqrt(variance)
 
 

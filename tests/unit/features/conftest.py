@@ -74,9 +74,7 @@ def generate(spec: LakeSpec) -> tuple[pa.Table, pa.Table]:
     echo = rng.random(n) < 0.02
     echo_shift = rng.choice(_EDGE_OFFSETS, echo.sum()) - rng.integers(0, 2, echo.sum())
     card = np.concatenate([card, card[twin], card[echo]])
-    terminal = np.concatenate(
-        [terminal, candidates[card[n : n + twin.sum()], 0], terminal[echo]]
-    )
+    terminal = np.concatenate([terminal, candidates[card[n : n + twin.sum()], 0], terminal[echo]])
     t = np.concatenate([t, t[twin], t[echo] + echo_shift])
     amount = np.concatenate([amount, np.round(amount[twin] * 0.5, 2), amount[echo]])
     total = len(t)
@@ -144,9 +142,13 @@ def _labels(
     genuine = genuine[rng.random(len(genuine)) < 0.2]
     genuine_known = (t[genuine] + rng.integers(DAY, 30 * DAY, len(genuine))) // SECOND * SECOND
     overturned = frauds[rng.random(len(frauds)) < 0.1]
-    overturned_known = (t[overturned] + rng.integers(20 * DAY, 40 * DAY, len(overturned))) // SECOND * SECOND
+    overturned_known = (
+        (t[overturned] + rng.integers(20 * DAY, 40 * DAY, len(overturned))) // SECOND * SECOND
+    )
     converted = genuine[rng.random(len(genuine)) < 0.03]
-    converted_known = (t[converted] + rng.integers(31 * DAY, 50 * DAY, len(converted))) // SECOND * SECOND
+    converted_known = (
+        (t[converted] + rng.integers(31 * DAY, 50 * DAY, len(converted))) // SECOND * SECOND
+    )
     tied = rng.random(len(frauds)) < 0.02
     impossible = genuine[rng.random(len(genuine)) < 0.01]
     unknown = np.array([f"tx-unknown-{i}" for i in range(5)])

@@ -1,0 +1,154 @@
+"""The online engine and its state store: ties, labels, eviction, serialisation."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from fraudops.features import DEFAULT_FEATURES, InMemoryFeatureState, OnlineFeatures
+from fraudops.features.state import CardState, TerminalState
+from fraudops.types import Label, LabelSource, Transaction
+
+T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
+NAMES = DEFAULT_FEATURES.names
+
+
+def _tx(
+    tx_id: str, at: datetime, card: str = "c1", terminal: str = "m1", amount: float = 10.0
+) -> Transaction:
+    return Transaction(tx_id, at, card, terminal, amount, terminal_x=1.0, terminal_y=2.0)
+
+
+def _online() -> OnlineFeatures:
+    return OnlineFeatures(DEFAULT_FEATURES, InMemoryFeatureState())
+
+
+def _feature(values: np.ndarray, name: str) -> float:
+    return float(values[NAMES.index(name)])
+
+
+def test_features_come_in_definition_order_as_float64() -> None:
+    """One float64 per feature, the amount first."""
+    values = _online().compute_and_update(_tx("a", T0, amount=42.5))
+    assert (len(NAMES),) == values.shape
+    assert np.float64 == values.dtype
+    expected = 42.5
+    assert expected == _feature(values, "amount")
+
+
+def test_first_transaction_has_no_history() -> None:
+    """A card's first transaction counts itself and knows nothing else."""
+    values = _online().compute_and_update(_tx("a", T0))
+    expected = 1.0
+    assert expected == _feature(values, "card_tx_count_30d")
+    assert math.isnan(_feature(values, "seconds_since_card_prev_tx"))
+    assert math.isnan(_feature(values, "amount_to_card_avg_30d"))
+    expected = 1.0
+    assert expected == _feature(values, "is_new_terminal_for_card")
+
+
+@pytest.mark.parametrize("order", [("a", "b"), ("b", "a")])
+def test_same_time_peers_are_not_each_others_history(order: tuple[str, str]) -> None:
+    """Two transactions of one card at one instant get the same features in either order."""
+    online = _online()
+    online.compute_and_update(_tx("early", T0 - timedelta(hours=2), amount=30.0))
+    amounts = {"a": 10.0, "b": 20.0}
+    results = {
+        tx_id: online.compute_and_update(_tx(tx_id, T0, amount=amounts[tx_id])) for tx_id in order
+    }
+    for tx_id, values in results.items():
+        expected = 2.0
+        assert expected == _feature(values, "card_tx_count_1d")
+        assert (30.0 + amounts[tx_id]) / 2 == _feature(values, "card_avg_amount_1d")
+        expected = 7_200.0
+        assert expected == _feature(values, "seconds_since_card_prev_tx")
+        expected = 0.0
+        assert expected == _feature(values, "is_new_terminal_for_card")
+
+
+def test_window_evicts_old_transactions() -> None:
+    """A transaction 30 days back leaves the 30-day window and the card's state."""
+    state = InMemoryFeatureState()
+    online = OnlineFeatures(DEFAULT_FEATURES, state)
+    online.compute_and_update(_tx("old", T0))
+    values = online.compute_and_update(_tx("new", T0 + timedelta(days=30)))
+    expected = 1.0
+    assert expected == _feature(values, "card_tx_count_30d")
+    expected = 30 * 86_400.0
+    assert expected == _feature(values, "seconds_since_card_prev_tx")
+    card = state.get_card("c1")
+    assert card is not None
+    expected = ["new"]
+    assert expected == card.transaction_ids
+
+
+def test_state_stays_bounded_over_a_long_stream() -> None:
+    """After 200 days of one transaction an hour, state holds the horizon plus the newest."""
+    state = InMemoryFeatureState()
+    online = OnlineFeatures(DEFAULT_FEATURES, state)
+    for hour in range(200 * 24):
+        online.compute_and_update(_tx(f"t{hour}", T0 + timedelta(hours=hour)))
+    card, terminal = state.get_card("c1"), state.get_terminal("m1")
+    assert card is not None
+    assert terminal is not None
+    expected = 30 * 24
+    assert expected == len(card.ts)
+    expected = 37 * 24
+    assert expected == len(terminal.ts)
+    assert state.sizes()["tx_refs"] <= 37 * 24 + 1
+
+
+def _label(tx_id: str, at: datetime, fraud: bool = True) -> Label:
+    return Label(tx_id, fraud, LabelSource.ANALYST, at)
+
+
+def test_labels_for_unknown_or_premature_transactions_are_ignored() -> None:
+    """A label for an unseen transaction, or known before it happened, is counted as ignored."""
+    online = _online()
+    online.observe_label(_label("nobody", T0))
+    online.compute_and_update(_tx("a", T0))
+    online.observe_label(_label("a", T0))
+    online.observe_label(_label("a", T0 + timedelta(seconds=1)))
+    expected = (1, 2)
+    assert expected == (online.labels_applied, online.labels_ignored)
+
+
+def test_terminal_risk_uses_the_latest_known_label() -> None:
+    """An overturned fraud label stops counting; at an equal known_at fraud wins."""
+    online = _online()
+    online.compute_and_update(_tx("a", T0, card="x"))
+    probe = T0 + timedelta(days=7, hours=1)
+    online.observe_label(_label("a", T0 + timedelta(days=1), fraud=False))
+    online.observe_label(_label("a", T0 + timedelta(days=1), fraud=True))
+    risky = online.compute_and_update(_tx("b", probe, card="y"))
+    online.observe_label(_label("a", T0 + timedelta(days=8), fraud=False))
+    cleared = online.compute_and_update(_tx("c", probe + timedelta(days=1), card="z"))
+    expected = 1.0
+    assert expected == _feature(risky, "terminal_risk_1d")
+    expected = 0.0
+    assert expected == _feature(cleared, "terminal_risk_7d")
+    expected = 1.0
+    assert expected == _feature(cleared, "terminal_tx_count_7d")
+
+
+def test_card_state_round_trips_through_json() -> None:
+    """A card record survives encode → JSON → decode unchanged."""
+    card = CardState()
+    card.insert(0, 5, "a", 1.5, "m1", 3.0, 4.0)
+    card.insert(1, 9, "b", 2.5, "m2", math.nan, math.nan)
+    card.evict(0)
+    decoded = CardState.decode(json.loads(json.dumps(card.encode())))
+    assert card == decoded
+
+
+def test_terminal_state_round_trips_through_json() -> None:
+    """A terminal record survives encode → JSON → decode unchanged."""
+    terminal = TerminalState()
+    terminal.insert(0, 5, "a")
+    terminal.label_known_at[0], terminal.is_fraud[0] = 7, True
+    decoded = TerminalState.decode(json.loads(json.dumps(terminal.encode())))
+    assert terminal == decoded
