@@ -82,8 +82,8 @@ def test_window_evicts_old_transactions() -> None:
     assert expected == _feature(values, "seconds_since_card_prev_tx")
     card = state.get_card("c1")
     assert card is not None
-    expected = ["new"]
-    assert expected == card.transaction_ids
+    expected_ids = ["new"]
+    assert expected_ids == card.transaction_ids
 
 
 def test_state_stays_bounded_over_a_long_stream() -> None:

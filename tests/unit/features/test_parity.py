@@ -27,8 +27,8 @@ def _assert_parity(lake: Path, definition: FeatureDefinition) -> int:
     replayed = replay(lake_events(lake), online)
     replayed = replayed.sort_values(["ts", "transaction_id"], ignore_index=True)
     assert list(offline["transaction_id"]) == list(replayed["transaction_id"])
-    expected = {}
-    assert expected == mismatches(offline, replayed, definition.names)
+    differing = mismatches(offline, replayed, definition.names)
+    assert not differing, differing
     return len(offline)
 
 
