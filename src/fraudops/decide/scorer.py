@@ -16,8 +16,9 @@ from __future__ import annotations
 import ctypes
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import lightgbm as lgb
 import numpy as np
@@ -119,7 +120,9 @@ class _FastRow:
             self._lib.LGBM_FastConfigFree(config)
 
 
-def _single_row(booster: lgb.Booster, n_features: int, predict_type: int, fast: bool) -> Any:
+def _single_row(
+    booster: lgb.Booster, n_features: int, predict_type: int, fast: bool
+) -> Callable[[FloatArray], FloatArray]:
     if fast:
         try:
             return _FastRow(booster, n_features, predict_type)
