@@ -304,6 +304,7 @@ def build_feature_table(
     progress("features", 0, 1)
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
-        table = con.execute(sql).df()
+        # Arrow, not .df(): it hands string columns to pandas without a per-row copy.
+        table = con.sql(sql).to_arrow_table().to_pandas()
     progress("features", 1, 1)
     return table
