@@ -305,6 +305,6 @@ def build_feature_table(
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         # Arrow, not .df(): it hands string columns to pandas without a per-row copy.
-        table = con.sql(sql).to_arrow_table().to_pandas()
+        table: pd.DataFrame = con.sql(sql).to_arrow_table().to_pandas()
     progress("features", 1, 1)
     return table
