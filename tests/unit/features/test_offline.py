@@ -155,3 +155,15 @@ def test_an_empty_lake_is_an_error(tmp_path: Path) -> None:
     """No transactions at all is a LakeError, not an empty table."""
     with pytest.raises(LakeError):
         build_feature_table(tmp_path)
+
+
+def test_time_since_previous_reaches_before_the_lookback(tmp_path: Path) -> None:
+    """A card's previous transaction counts even when it precedes the read-back window."""
+    lake = _mini_lake(
+        tmp_path, [("first", T0, "c1"), ("second", T0 + timedelta(days=50), "c1")], []
+    )
+    sliced = build_feature_table(lake, start=T0 + timedelta(days=45))
+    expected = 50 * 86_400.0
+    assert (
+        expected == sliced.set_index("transaction_id").loc["second", "seconds_since_card_prev_tx"]
+    )
