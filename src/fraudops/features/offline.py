@@ -212,7 +212,7 @@ def feature_sql(
   from windowed q join terminal_frauds f
     on q.terminal_id = f.terminal_id
    and f.fraud_t <= q.t - {nearest} and f.fraud_t > q.t - {farthest} and f.fraud_t < q.t
-   and f.known_from <= q.t and q.t < f.known_until
+   and f.known_from < q.t and q.t <= f.known_until
   where {wanted_q}
   group by q.transaction_id
 )"""
@@ -250,10 +250,10 @@ fraud_spans as (
   from label_steps
 ),
 terminal_frauds as (
-  -- a label known no later than its transaction is ignored, as online (it arrives first)
+  -- a label known before its transaction is ignored, as online (it arrives first)
   select s.terminal_id, s.t as fraud_t, f.known_from, f.known_until
   from fraud_spans f join src s using (transaction_id)
-  where f.fraud and f.known_from > s.t
+  where f.fraud and f.known_from >= s.t
 ),
 windowed as (
   select src.*{prior_column}{aggregates}

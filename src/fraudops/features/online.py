@@ -198,8 +198,10 @@ class OnlineFeatures:
     """Computes a definition's features one event at a time over a ``FeatureState``.
 
     ``labels_applied`` and ``labels_ignored`` count label events; a label is ignored when
-    its transaction is unknown, expired, or the label claims to be known no later than
-    the transaction itself happened (it could not have been).
+    its transaction is unknown, expired, or the label claims to be known before the
+    transaction itself happened (it could not have been). A label counts for a transaction at
+    t only if it became known strictly before t: a label known at the very moment of its own
+    transaction (what a file of historical labels gives) is applied right after it.
     """
 
     def __init__(self, definition: FeatureDefinition, state: FeatureState) -> None:
@@ -243,7 +245,7 @@ class OnlineFeatures:
         known_at = to_micros(label.known_at)
         ref = self.state.get_tx_ref(label.transaction_id)
         terminal = None if ref is None else self.state.get_terminal(ref.terminal_id)
-        if ref is None or terminal is None or known_at <= ref.ts:
+        if ref is None or terminal is None or known_at < ref.ts:
             self.labels_ignored += 1
             return
         lo = bisect_left(terminal.ts, ref.ts)

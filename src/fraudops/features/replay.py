@@ -1,8 +1,10 @@
 """Replaying events through the online engine in the order production would see them.
 
 Transactions happen at their timestamp and labels at their ``known_at``. At equal times
-labels go first (a label known at ``t`` counts for a transaction at ``t``), then
-transactions by id, so a replay is deterministic.
+transactions go first: a label counts for a transaction at ``t`` only if it was known
+strictly before ``t``, and a label known at the moment of its own transaction (all a file of
+historical labels can say) then lands right after that transaction. Ties are broken by id,
+so a replay is deterministic.
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from fraudops.types import Label, LabelSource, Transaction
 
 Event = Transaction | Label
 
-_LABEL_FIRST = 0
-_TRANSACTION_NEXT = 1
+_TRANSACTION_FIRST = 0
+_LABEL_NEXT = 1
 _PROGRESS_EVERY = 10_000
 
 
-def _order(event: Event) -> tuple[int, int, str]:
+def event_order(event: Event) -> tuple[int, int, str]:
+    """The sort key of production order: by time, transactions before labels, then by id."""
     if isinstance(event, Label):
-        return to_micros(event.known_at), _LABEL_FIRST, event.transaction_id
-    return to_micros(event.timestamp), _TRANSACTION_NEXT, event.transaction_id
+        return to_micros(event.known_at), _LABEL_NEXT, event.transaction_id
+    return to_micros(event.timestamp), _TRANSACTION_FIRST, event.transaction_id
 
 
 def replay(
@@ -41,7 +44,7 @@ def replay(
 
     Columns: transaction_id, ts, customer_id, terminal_id, then the definition's features.
     """
-    ordered = sorted(events, key=_order)
+    ordered = sorted(events, key=event_order)
     names = online.definition.names
     transactions: list[Transaction] = []
     rows: list[np.ndarray] = []

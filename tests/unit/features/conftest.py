@@ -150,6 +150,7 @@ def _labels(
         (t[converted] + rng.integers(31 * DAY, 50 * DAY, len(converted))) // SECOND * SECOND
     )
     tied = rng.random(len(frauds)) < 0.02
+    instant = genuine[rng.random(len(genuine)) < 0.01]
     impossible = genuine[rng.random(len(genuine)) < 0.01]
     unknown = np.array([f"tx-unknown-{i}" for i in range(5)])
 
@@ -159,7 +160,10 @@ def _labels(
         (ids[overturned], False, overturned_known, "analyst", None),
         (ids[converted], True, converted_known, "chargeback", None),
         (ids[frauds][tied], False, known[tied], "analyst", None),
-        (ids[impossible], True, t[impossible], "analyst", None),
+        # Known at the moment of the transaction, as a file of historical labels says.
+        (ids[instant], True, t[instant], "dataset", None),
+        # Known before the transaction happened: impossible, ignored by both engines.
+        (ids[impossible], True, t[impossible] - SECOND, "analyst", None),
         (unknown, True, np.full(len(unknown), t.max()), "analyst", None),
     ]
     columns: dict[str, list[pa.Array]] = {

@@ -100,7 +100,7 @@ T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def test_a_label_counts_only_once_known(tmp_path: Path) -> None:
-    """A fraud in the delayed window counts from its known_at on, not before."""
+    """A fraud in the delayed window counts only after its known_at, not at it or before."""
     known = T0 + timedelta(days=9)
     lake = _mini_lake(
         tmp_path,
@@ -116,7 +116,7 @@ def test_a_label_counts_only_once_known(tmp_path: Path) -> None:
     counts, risk = table["terminal_tx_count_30d"], table["terminal_risk_30d"]
     expected = (1.0, 1.0, 1.0)
     assert expected == (counts["before"], counts["at"], counts["after"])
-    expected = (0.0, 1.0, 1.0)
+    expected = (0.0, 0.0, 1.0)
     assert expected == (risk["before"], risk["at"], risk["after"])
 
 

@@ -111,9 +111,10 @@ def test_labels_for_unknown_or_premature_transactions_are_ignored() -> None:
     online = _online()
     online.observe_label(_label("nobody", T0))
     online.compute_and_update(_tx("a", T0))
+    online.observe_label(_label("a", T0 - timedelta(seconds=1)))
     online.observe_label(_label("a", T0))
     online.observe_label(_label("a", T0 + timedelta(seconds=1)))
-    expected = (1, 2)
+    expected = (2, 2)
     assert expected == (online.labels_applied, online.labels_ignored)
 
 
