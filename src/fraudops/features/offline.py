@@ -135,7 +135,9 @@ def _feature_sql(query: _Query, feature: Feature, with_prior: bool) -> str:
         frame = _history_frame(window)
         mean_x = query.window("avg(lx)", card, frame)
         mean_y = query.window("avg(ly)", card, frame)
-        return f"sqrt((lx - {mean_x}) * (lx - {mean_x}) + (ly - {mean_y}) * (ly - {mean_y}))"
+        distance = f"sqrt((lx - {mean_x}) * (lx - {mean_x}) + (ly - {mean_y}) * (ly - {mean_y}))"
+        grid = windows.DISTANCE_GRID  # the online engine's snap_distance, in SQL
+        return f"(floor({distance} * {grid} + 0.5) / {grid})"
     raise ValueError(f"feature {feature.name!r}: {key} has no offline form")  # pragma: no cover
 
 

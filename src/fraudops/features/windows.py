@@ -134,4 +134,19 @@ def distance_to_mean(
         return NAN
     dx = x - sum(xs[lo:hi]) / count
     dy = y - sum(ys[lo:hi]) / count
-    return math.sqrt(dx * dx + dy * dy)
+    return snap_distance(math.sqrt(dx * dx + dy * dy))
+
+
+DISTANCE_GRID = 1_000_000
+"""Distances are snapped to 1e-6 units (a millimetre when units are kilometres)."""
+
+
+def snap_distance(distance: float) -> float:
+    """``distance`` on the grid, so "same place" is exactly 0.0 in both engines.
+
+    A card at its usual terminal has distance 0 up to floating-point noise, and the two
+    engines' noise differs (1e-14 vs 8e-14). A tree splits 0 from any positive value
+    (LightGBM's zero threshold is 1e-35), so noise alone would flip the branch and the
+    online score would differ from the one training saw.
+    """
+    return math.floor(distance * DISTANCE_GRID + 0.5) / DISTANCE_GRID

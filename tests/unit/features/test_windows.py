@@ -130,7 +130,17 @@ def test_distance_uses_only_located_history(rows: list[tuple[float, float, bool]
     else:
         mean_x = sum(x for x, _ in kept) / len(kept)
         mean_y = sum(y for _, y in kept) / len(kept)
-        assert math.isclose(math.dist((50.0, 50.0), (mean_x, mean_y)), actual, abs_tol=1e-9)
+        expected = math.dist((50.0, 50.0), (mean_x, mean_y))
+        assert math.isclose(expected, actual, abs_tol=0.5 / windows.DISTANCE_GRID + 1e-12)
+
+
+@given(st.lists(st.floats(0, 100), min_size=1, max_size=20))
+def test_distance_at_the_usual_place_is_exactly_zero(coordinates: list[float]) -> None:
+    """A card at the one location it always uses is at distance 0.0, not float noise."""
+    here = coordinates[0]
+    same = [here] * len(coordinates)
+    actual = windows.distance_to_mean(same, same, [1] * len(same), 0, len(same), here, here)
+    assert actual == 0.0
 
 
 @given(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1)))
