@@ -62,7 +62,7 @@ def test_zero_amount_is_accepted(tmp_path: Path, lake: Path) -> None:
     rows[0]["amount"] = "0"
     report = ingest_sources([str(write_csv(tmp_path / "in.csv", rows))], lake, NATIVE)
     assert_reconciles(report)
-    assert (report.accepted, report.rejected) == (2, 0)
+    assert (2, 0) == (report.accepted, report.rejected)
 
 
 def test_malformed_jsonl_line_is_a_rejected_record(tmp_path: Path, lake: Path) -> None:
