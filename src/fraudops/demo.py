@@ -170,8 +170,8 @@ def run_demo(
             )
         },
         "replay": {
-            "window_start": plan.decide_start,
-            "window_end": plan.end,
+            "first_day": plan.decide_start.date(),
+            "last_day": (plan.end - timedelta(days=1)).date(),
             **replayed.to_dict(),
         },
         "seconds": time.perf_counter() - began,

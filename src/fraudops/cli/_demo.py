@@ -58,8 +58,8 @@ def _print(summary: dict[str, Any]) -> None:
     )
     table.add_row(
         "replayed",
-        f"{replay['decisions']:,} decisions, {replay['window_start']:%Y-%m-%d}"
-        f" … {replay['window_end']:%Y-%m-%d} (after {replay['warmup_transactions']:,}"
+        f"{replay['decisions']:,} decisions, {replay['first_day']} … {replay['last_day']}"
+        f" (after {replay['warmup_transactions']:,}"
         " warm-up transactions)",
     )
     for action, count in replay["by_action"].items():
