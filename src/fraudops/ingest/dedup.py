@@ -15,21 +15,10 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fraudops.lake import LABELS_DIR, TRANSACTIONS_DIR, has_table, parquet_glob
+from fraudops.lake import LABELS_DIR, TRANSACTIONS, TRANSACTIONS_DIR, has_table, parquet_glob
 from fraudops.types import LabelSource
 
-CONTENT = (
-    "ts",
-    "customer_id",
-    "terminal_id",
-    "amount",
-    "currency",
-    "channel",
-    "country",
-    "merchant_category",
-    "terminal_x",
-    "terminal_y",
-)
+CONTENT = tuple(name for name in TRANSACTIONS.names if name not in ("transaction_id", "source"))
 """Fields compared to tell a repeated record from a different one under the same id."""
 
 

@@ -23,7 +23,7 @@ fraud handbook's ``TX_*`` columns, which the simulator writes). Anything else is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -58,18 +58,7 @@ REQUIRED: tuple[Target, ...] = (
 )
 """Fields every mapping must name a column for."""
 
-ALL_TARGETS: tuple[Target, ...] = (
-    *REQUIRED,
-    "currency",
-    "channel",
-    "country",
-    "merchant_category",
-    "terminal_x",
-    "terminal_y",
-    "is_fraud",
-    "fraud_scenario",
-    "label_known_at",
-)
+ALL_TARGETS: tuple[Target, ...] = get_args(Target)
 
 EPOCH_SECONDS = "epoch_seconds"
 AUTO = "auto"
