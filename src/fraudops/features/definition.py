@@ -15,6 +15,9 @@ Slices, for a transaction at time ``t`` (microsecond UTC timestamps):
 - ``DELAYED``: the terminal's transactions in ``(t − d − w, t − d]`` (``ts < t`` or the
   transaction itself), with the labels known by ``t``; ``d`` is the label delay.
 
+A ``PEAK_TO_MEAN`` feature compares two history slices: the largest amount in ``(t − w, t)``
+over the mean amount in ``(t − b, t)``, ``b`` its ``baseline`` window.
+
 "History" means the entity's other transactions with ``ts < t`` strictly: transactions
 sharing ``t`` are never in each other's history, so no feature depends on arrival order.
 """
@@ -62,6 +65,8 @@ class Aggregate(StrEnum):
     SECONDS_SINCE_LAST = "seconds_since_last"
     IS_NEW_TERMINAL = "is_new_terminal"
     DISTANCE_TO_MEAN_LOCATION = "distance_to_mean_location"
+    PEAK_TO_MEAN = "peak_to_mean"
+    SECONDS_SINCE_FIRST_FRAUD = "seconds_since_first_fraud"
 
 
 SUPPORTED: frozenset[tuple[Kind, Entity, Aggregate]] = frozenset(
@@ -79,11 +84,14 @@ SUPPORTED: frozenset[tuple[Kind, Entity, Aggregate]] = frozenset(
         (Kind.HISTORY, Entity.CARD, Aggregate.SECONDS_SINCE_LAST),
         (Kind.HISTORY, Entity.CARD, Aggregate.IS_NEW_TERMINAL),
         (Kind.HISTORY, Entity.CARD, Aggregate.DISTANCE_TO_MEAN_LOCATION),
+        (Kind.HISTORY, Entity.CARD, Aggregate.PEAK_TO_MEAN),
+        (Kind.DELAYED, Entity.TERMINAL, Aggregate.SECONDS_SINCE_FIRST_FRAUD),
     ]
 )
 """The (kind, entity, aggregate) combinations both engines compute."""
 
 _UNBOUNDED_OK = frozenset([Aggregate.SECONDS_SINCE_LAST])
+_WITH_BASELINE = frozenset([Aggregate.PEAK_TO_MEAN])
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -102,6 +110,7 @@ class Feature:
     aggregate: Aggregate
     window: timedelta | None = None
     delay: timedelta = timedelta(0)
+    baseline: timedelta | None = None
 
     def __post_init__(self) -> None:
         if (self.kind, self.entity, self.aggregate) not in SUPPORTED:
@@ -121,6 +130,15 @@ class Feature:
             raise ValueError(f"feature {self.name!r}: only delayed features have a delay")
         if self.delay < timedelta(0) or self.delay % _MICROSECOND:
             raise ValueError(f"feature {self.name!r}: delay must be whole non-negative µs")
+        if (self.baseline is None) == (self.aggregate in _WITH_BASELINE):
+            raise ValueError(
+                f"feature {self.name!r}: a baseline window is required by "
+                f"{sorted(_WITH_BASELINE)} and allowed nowhere else"
+            )
+        if self.baseline is not None and (
+            self.baseline <= timedelta(0) or self.baseline % _MICROSECOND
+        ):
+            raise ValueError(f"feature {self.name!r}: baseline must be whole positive µs")
 
     @property
     def window_us(self) -> int | None:
@@ -132,9 +150,21 @@ class Feature:
         """The delay in microseconds."""
         return to_micros(self.delay)
 
+    @property
+    def baseline_us(self) -> int | None:
+        """The baseline window in microseconds, None when the aggregate has none."""
+        return None if self.baseline is None else to_micros(self.baseline)
+
+    @property
+    def reach_us(self) -> int | None:
+        """How far back (µs) the feature looks; None when unbounded."""
+        if self.window_us is None:
+            return None
+        return self.delay_us + max(self.window_us, self.baseline_us or 0)
+
     def canonical(self) -> dict[str, object]:
         """A JSON-ready description, stable across runs (for the definition hash)."""
-        return {
+        document: dict[str, object] = {
             "name": self.name,
             "kind": self.kind.value,
             "entity": self.entity.value,
@@ -142,6 +172,10 @@ class Feature:
             "window_us": self.window_us,
             "delay_us": self.delay_us,
         }
+        # Only when set, so the hash of a feature without one is what it always was.
+        if self.baseline is not None:
+            document["baseline_us"] = self.baseline_us
+        return document
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,12 +209,8 @@ class FeatureDefinition:
 
     def horizon_us(self, entity: Entity) -> int:
         """How far back (µs) the entity's windowed features look; 0 when none do."""
-        spans = [
-            feature.delay_us + feature.window_us
-            for feature in self.features
-            if feature.entity is entity and feature.window_us is not None
-        ]
-        return max(spans, default=0)
+        spans = [feature.reach_us for feature in self.features if feature.entity is entity]
+        return max((span for span in spans if span is not None), default=0)
 
     def canonical_json(self) -> str:
         """The definition as canonical JSON: the input of ``definition_hash``."""
@@ -202,6 +232,7 @@ _CARD_WINDOWS = (("1d", timedelta(days=1)), ("7d", timedelta(days=7)), ("30d", t
 def feature_definition(label_delay_days: int = 7) -> FeatureDefinition:
     """The default feature set (the handbook's 15 inputs plus behavioural extras)."""
     delay = timedelta(days=label_delay_days)
+    week = timedelta(days=7)
     month = timedelta(days=30)
     hour = timedelta(hours=1)
     features: list[Feature] = [
@@ -266,9 +297,27 @@ def feature_definition(label_delay_days: int = 7) -> FeatureDefinition:
             Aggregate.DISTANCE_TO_MEAN_LOCATION,
             month,
         ),
+        # A leaked card's earlier ×5 payments: how far above its month's mean its week peaked.
+        Feature(
+            "card_peak_7d_to_avg_30d",
+            Kind.HISTORY,
+            Entity.CARD,
+            Aggregate.PEAK_TO_MEAN,
+            week,
+            baseline=month,
+        ),
+        # A compromised terminal stays so for weeks: how long ago its known frauds began.
+        Feature(
+            "seconds_since_terminal_first_fraud_30d",
+            Kind.DELAYED,
+            Entity.TERMINAL,
+            Aggregate.SECONDS_SINCE_FIRST_FRAUD,
+            month,
+            delay,
+        ),
     ]
     return FeatureDefinition(tuple(features), label_delay_days)
 
 
 DEFAULT_FEATURES = feature_definition()
-"""The default definition: label delay 7 days, 22 features."""
+"""The default definition: label delay 7 days, 24 features."""

@@ -62,10 +62,17 @@ class _Query:
         return alias
 
     def fraud_count(self, window: int, delay: int) -> str:
+        return self._fraud_aggregate("count(*)", window, delay)
+
+    def first_fraud(self, window: int, delay: int) -> str:
+        return self._fraud_aggregate("min(f.fraud_t)", window, delay)
+
+    def _fraud_aggregate(self, expression: str, window: int, delay: int) -> str:
         condition = f"f.fraud_t > q.t - {delay + window} and f.fraud_t <= q.t - {delay}"
-        alias = self.risk_counts.get(condition)
+        sql = f"{expression} filter (where {condition})"
+        alias = self.risk_counts.get(sql)
         if alias is None:
-            alias = self.risk_counts[condition] = f"_f{len(self.risk_counts)}"
+            alias = self.risk_counts[sql] = f"_f{len(self.risk_counts)}"
         return alias
 
 
@@ -138,6 +145,14 @@ def _feature_sql(query: _Query, feature: Feature, with_prior: bool) -> str:
         distance = f"sqrt((lx - {mean_x}) * (lx - {mean_x}) + (ly - {mean_y}) * (ly - {mean_y}))"
         grid = windows.DISTANCE_GRID  # the online engine's snap_distance, in SQL
         return f"(floor({distance} * {grid} + 0.5) / {grid})"
+    if key == (Kind.HISTORY, Entity.CARD, Aggregate.PEAK_TO_MEAN):
+        peak = query.window("max(amount)", card, _history_frame(window))
+        count = query.window("count(*)", card, _history_frame(feature.baseline_us))
+        total = query.window("sum(amount)", card, _history_frame(feature.baseline_us))
+        return f"case when {count} > 0 and {total} <> 0 then {peak} / ({total} / {count}) end"
+    if key == (Kind.DELAYED, Entity.TERMINAL, Aggregate.SECONDS_SINCE_FIRST_FRAUD):
+        first = query.first_fraud(_window_us(feature), feature.delay_us)
+        return f"((t - {first}) / {windows.MICROS_PER_SECOND})"
     raise ValueError(f"feature {feature.name!r}: {key} has no offline form")  # pragma: no cover
 
 
@@ -205,10 +220,7 @@ def feature_sql(
         delayed = [f for f in definition.features if f.kind is Kind.DELAYED]
         nearest = min(f.delay_us for f in delayed)
         farthest = max(f.delay_us + _window_us(f) for f in delayed)
-        counts = ", ".join(
-            f"count(*) filter (where {condition}) as {alias}"
-            for condition, alias in query.risk_counts.items()
-        )
+        counts = ", ".join(f"{sql} as {alias}" for sql, alias in query.risk_counts.items())
         risk_cte = f"""risk as (
   select q.transaction_id, {counts}
   from windowed q join terminal_frauds f

@@ -168,6 +168,28 @@ def _distance(feature: Feature) -> FeatureFunction:
     return compute
 
 
+def _peak_to_mean(feature: Feature) -> FeatureFunction:
+    window, baseline = _window(feature), feature.baseline_us
+
+    def compute(e: _Event) -> float:
+        peak_lo, hi = e.card_history(window)
+        mean_lo, _ = e.card_history(baseline)
+        return windows.peak_to_mean(e.card.amounts, peak_lo, mean_lo, hi)
+
+    return compute
+
+
+def _seconds_since_first_fraud(feature: Feature) -> FeatureFunction:
+    window, delay = _window(feature), feature.delay_us
+
+    def compute(e: _Event) -> float:
+        lo, hi = e.terminal_delayed(window, delay)
+        first = windows.first_fraud_index(e.terminal.is_fraud, lo, hi)
+        return windows.seconds_since(None if first is None else e.terminal.ts[first], e.t)
+
+    return compute
+
+
 COMPILERS: dict[tuple[Kind, Entity, Aggregate], Callable[[Feature], FeatureFunction]] = {
     (Kind.POINT, Entity.TRANSACTION, Aggregate.AMOUNT): _amount,
     (Kind.POINT, Entity.TRANSACTION, Aggregate.IS_WEEKEND): _weekend,
@@ -182,6 +204,12 @@ COMPILERS: dict[tuple[Kind, Entity, Aggregate], Callable[[Feature], FeatureFunct
     (Kind.HISTORY, Entity.CARD, Aggregate.SECONDS_SINCE_LAST): _seconds_since_last,
     (Kind.HISTORY, Entity.CARD, Aggregate.IS_NEW_TERMINAL): _is_new_terminal,
     (Kind.HISTORY, Entity.CARD, Aggregate.DISTANCE_TO_MEAN_LOCATION): _distance,
+    (Kind.HISTORY, Entity.CARD, Aggregate.PEAK_TO_MEAN): _peak_to_mean,
+    (
+        Kind.DELAYED,
+        Entity.TERMINAL,
+        Aggregate.SECONDS_SINCE_FIRST_FRAUD,
+    ): _seconds_since_first_fraud,
 }
 """How the online engine computes each supported (kind, entity, aggregate)."""
 

@@ -150,3 +150,22 @@ def snap_distance(distance: float) -> float:
     online score would differ from the one training saw.
     """
     return math.floor(distance * DISTANCE_GRID + 0.5) / DISTANCE_GRID
+
+
+def peak_to_mean(amounts: Sequence[float], peak_lo: int, mean_lo: int, hi: int) -> float:
+    """The largest amount of ``[peak_lo, hi)`` over the mean of ``[mean_lo, hi)``.
+
+    NaN when either slice is empty or the mean is zero.
+    """
+    if hi <= peak_lo or hi <= mean_lo:
+        return NAN
+    mean = sum(amounts[mean_lo:hi]) / (hi - mean_lo)
+    return max(amounts[peak_lo:hi]) / mean if mean != 0.0 else NAN
+
+
+def first_fraud_index(is_fraud: Sequence[bool], lo: int, hi: int) -> int | None:
+    """The index of the earliest fraud in ``[lo, hi)``, None when there is none."""
+    for index in range(lo, hi):
+        if is_fraud[index]:
+            return index
+    return None

@@ -125,3 +125,45 @@ def test_horizons_cover_the_longest_windows() -> None:
     day = 86_400_000_000
     assert 30 * day == DEFAULT_FEATURES.horizon_us(Entity.CARD)
     assert 37 * day == DEFAULT_FEATURES.horizon_us(Entity.TERMINAL)
+
+
+def test_peak_to_mean_needs_a_baseline() -> None:
+    """A peak-to-mean feature without its baseline window cannot be defined."""
+    with pytest.raises(ValueError, match="baseline"):
+        Feature("x", Kind.HISTORY, Entity.CARD, Aggregate.PEAK_TO_MEAN, timedelta(days=7))
+
+
+def test_only_peak_to_mean_takes_a_baseline() -> None:
+    """A baseline window on any other aggregate is rejected, not silently ignored."""
+    with pytest.raises(ValueError, match="baseline"):
+        Feature(
+            "x",
+            Kind.HISTORY,
+            Entity.CARD,
+            Aggregate.AMOUNT_TO_MEAN,
+            timedelta(days=7),
+            baseline=timedelta(days=30),
+        )
+
+
+def test_a_feature_without_baseline_hashes_as_before() -> None:
+    """The baseline enters the canonical form only where set, so older hashes still hold."""
+    plain = DEFAULT_FEATURES.features[0].canonical()
+    peak = next(f for f in DEFAULT_FEATURES.features if f.baseline is not None).canonical()
+    assert "baseline_us" not in plain
+    expected = 30 * 86_400_000_000
+    assert expected == peak["baseline_us"]
+
+
+def test_the_baseline_counts_towards_the_horizon() -> None:
+    """A peak over one day against a 40-day baseline keeps 40 days of card history."""
+    peak = Feature(
+        "p",
+        Kind.HISTORY,
+        Entity.CARD,
+        Aggregate.PEAK_TO_MEAN,
+        timedelta(days=1),
+        baseline=timedelta(days=40),
+    )
+    expected = 40 * 86_400_000_000
+    assert expected == FeatureDefinition((peak,), 7).horizon_us(Entity.CARD)

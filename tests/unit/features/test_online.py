@@ -153,3 +153,29 @@ def test_terminal_state_round_trips_through_json() -> None:
     terminal.label_known_at[0], terminal.is_fraud[0] = 7, True
     decoded = TerminalState.decode(json.loads(json.dumps(terminal.encode())))
     assert terminal == decoded
+
+
+def test_a_terminals_first_known_fraud_dates_its_compromise() -> None:
+    """The age of the terminal's earliest known fraud in its delayed window, in seconds."""
+    online = _online()
+    online.compute_and_update(_tx("genuine", T0 - timedelta(days=20), card="c1"))
+    online.compute_and_update(_tx("first", T0 - timedelta(days=12), card="c2"))
+    online.compute_and_update(_tx("later", T0 - timedelta(days=9), card="c3"))
+    for tx_id in ("first", "later"):
+        online.observe_label(Label(tx_id, True, LabelSource.ANALYST, T0 - timedelta(days=8)))
+    values = online.compute_and_update(_tx("now", T0, card="c4"))
+    expected = timedelta(days=12).total_seconds()
+    assert expected == _feature(values, "seconds_since_terminal_first_fraud_30d")
+    cleared = online.compute_and_update(_tx("quiet", T0 + timedelta(days=40), card="c5"))
+    assert math.isnan(_feature(cleared, "seconds_since_terminal_first_fraud_30d"))
+
+
+def test_a_past_spike_shows_in_the_cards_peak_to_mean() -> None:
+    """A ×5 payment three days ago puts the card's week peak at 5 / mean of its month."""
+    online = _online()
+    history = [10.0, 10.0, 10.0, 50.0]
+    for i, amount in enumerate(history):
+        online.compute_and_update(_tx(f"h{i}", T0 - timedelta(days=6 - i), amount=amount))
+    values = online.compute_and_update(_tx("now", T0, amount=10.0))
+    expected = 50.0 / (sum(history) / len(history))
+    assert math.isclose(expected, _feature(values, "card_peak_7d_to_avg_30d"), rel_tol=1e-12)

@@ -150,3 +150,40 @@ def test_calendar_flags_follow_utc(moment: datetime) -> None:
     t = (aware - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     assert (1.0 if aware.weekday() >= 5 else 0.0) == windows.is_weekend(t)
     assert (1.0 if aware.hour <= 6 else 0.0) == windows.is_night(t)
+
+
+@given(st.lists(amounts, max_size=30), st.data())
+def test_peak_to_mean_matches_its_definition(history: list[float], data: st.DataObject) -> None:
+    """The peak of the recent slice over the mean of the long one; NaN if either is empty."""
+    hi = len(history)
+    peak_lo = data.draw(st.integers(0, hi))
+    mean_lo = data.draw(st.integers(0, peak_lo))
+    actual = windows.peak_to_mean(history, peak_lo, mean_lo, hi)
+    recent, long = history[peak_lo:hi], history[mean_lo:hi]
+    if not recent or not any(long):
+        assert math.isnan(actual)
+    else:
+        expected = max(recent) / (sum(long) / len(long))
+        assert math.isclose(expected, actual, rel_tol=1e-12)
+
+
+@given(st.lists(amounts, min_size=1, max_size=30), st.floats(1.5, 10))
+def test_a_larger_recent_peak_raises_peak_to_mean(history: list[float], factor: float) -> None:
+    """Multiplying the newest amount can only raise the recent peak relative to the mean."""
+    raised = [*history[:-1], history[-1] * factor]
+    n = len(history)
+    before = windows.peak_to_mean(history, n - 1, 0, n)
+    after = windows.peak_to_mean(raised, n - 1, 0, n)
+    if not math.isnan(before):
+        assert before <= after * (1 + 1e-12)
+
+
+@given(st.lists(st.booleans(), max_size=30), st.data())
+def test_first_fraud_index_is_the_earliest_fraud_in_the_slice(
+    is_fraud: list[bool], data: st.DataObject
+) -> None:
+    """The first fraud at or after lo and before hi; None when the slice holds none."""
+    lo = data.draw(st.integers(0, len(is_fraud)))
+    hi = data.draw(st.integers(lo, len(is_fraud)))
+    expected = next((i for i in range(lo, hi) if is_fraud[i]), None)
+    assert expected == windows.first_fraud_index(is_fraud, lo, hi)
