@@ -179,3 +179,14 @@ def test_a_past_spike_shows_in_the_cards_peak_to_mean() -> None:
     values = online.compute_and_update(_tx("now", T0, amount=10.0))
     expected = 50.0 / (sum(history) / len(history))
     assert math.isclose(expected, _feature(values, "card_peak_7d_to_avg_30d"), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("amount", [1.0, 10.0, 10_000.0])
+def test_peak_to_mean_ignores_the_current_amount(amount: float) -> None:
+    """History only: a payment's own amount never moves it (so it needs no monotone bound)."""
+    online = _online()
+    for i, past in enumerate([12.0, 8.0, 30.0]):
+        online.compute_and_update(_tx(f"h{i}", T0 - timedelta(days=3 - i), amount=past))
+    values = online.compute_and_update(_tx("now", T0, amount=amount))
+    expected = 30.0 / ((12.0 + 8.0 + 30.0) / 3)
+    assert math.isclose(expected, _feature(values, "card_peak_7d_to_avg_30d"), rel_tol=1e-12)
