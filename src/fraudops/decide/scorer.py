@@ -1,11 +1,12 @@
 """The scorer seam: a feature vector in, a fraud probability (and its reasons) out.
 
 ``LightGBMScorer`` serves a model directory written by ``fraudops train``. Scoring one row
-is the hot path. On the default 100-tree model (22 features), one row through
+is the hot path. Measured on a 100-tree, 22-feature model, one row through
 ``Booster.predict`` costs about 75-90 µs (input checks and conversion in Python; several ms if
 left to spawn OpenMP threads on a busy machine), even with a preallocated 2-D row; LightGBM's
 single-row "fast" C entry point, set up once per model, answers it in about 10 µs, and its
-SHAP contributions for ``explain`` in a fraction of ``pred_contrib``'s cost. The scorer uses the
+SHAP contributions for ``explain`` cost several times the score (hundreds of µs), which is
+why the decision engine explains only review and decline decisions. The scorer uses the
 fast entry point and falls back to ``Booster.predict`` (one thread, reused buffer) where the
 LightGBM build does not expose it. Every score is checked: a non-finite or out-of-range
 value is a ModelError, never a decision.
