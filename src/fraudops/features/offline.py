@@ -3,9 +3,10 @@
 The query is generated from the definition. Windowed aggregates are RANGE frames over the
 integer microsecond timestamp ``t``, so ``(t − w, t)`` — the history, same-time peers
 excluded — is exactly ``RANGE BETWEEN w − 1 PRECEDING AND 1 PRECEDING`` with no interval
-arithmetic or time zone in the way. Fraud counts join the small set of fraud-label spans
-(when each transaction was known to be fraud) on terminal and time, so a label counts at
-``t`` only if it was the latest label known by ``t``.
+arithmetic or time zone in the way. A card's many aggregates search each width's start once
+and then frame by peer groups (GROUPS), far fewer searches for DuckDB. Fraud counts join
+the small set of fraud-label spans (when each transaction was known to be fraud) on
+terminal and time, so a label counts at ``t`` only if it was the latest label known by ``t``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -43,23 +45,109 @@ def _micros(moment: datetime) -> int:
 
 
 def _history_frame(window: int | None) -> str:
-    start = "unbounded" if window is None else str(window - 1)
-    return f"range between {start} preceding and 1 preceding"
+    if window is None:  # the earlier peer groups: the same rows, without a RANGE search
+        return "groups between unbounded preceding and 1 preceding"
+    return f"range between {window - 1} preceding and 1 preceding"
+
+
+_PACK = 2**31
+"""A peer-group number times this plus a row count (each below 2³¹): both in one bigint."""
+
+
+def _select(rows: str, tag: str, columns: list[str]) -> str:
+    listed = ",\n    ".join(columns)
+    return f"(select _n{tag}.*,\n    {listed}\n  from {rows} _n{tag})"
+
+
+@dataclass
+class _Partition:
+    """The window aggregates over one partition, each computed once."""
+
+    name: str
+    history: dict[tuple[str, int | None], str] = field(default_factory=dict)
+    framed: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.history) + len(self.framed)
+
+    def select(self, rows: str, tag: str) -> str:
+        """``rows`` with this partition's aggregates as columns, named by their aliases."""
+        over = f"partition by {self.name} order by t"
+        columns = [f"{e} over ({over} {frame}) as {a}" for (e, frame), a in self.framed.items()]
+        if all(e == "count(*)" or w is None for e, w in self.history):
+            columns += [
+                f"{e} over ({over} {_history_frame(w)}) as {a}"
+                for (e, w), a in self.history.items()
+            ]
+            return _select(rows, tag, columns)
+        # A RANGE frame costs DuckDB a search per row and aggregate. So each width's
+        # start is searched once — its peer group and the rows before it, packed in one
+        # first_value — and the aggregates are framed in peer groups (GROUPS), no search.
+        group, before = f"_g{tag}", f"_b{tag}"
+        rows = _select(
+            rows,
+            f"{tag}a",
+            [f"dense_rank() over ({over}) as {group}", f"rank() over ({over}) - 1 as {before}"],
+        )
+        widths = sorted({w for _, w in self.history if w is not None})
+        starts = {w: f"_s{tag}_{i}" for i, w in enumerate(widths)}
+        first = f"first_value({group} * {_PACK} + {before})"
+        rows = _select(
+            rows,
+            f"{tag}b",
+            [f"{first} over ({over} {_history_frame(w)}) as {s}" for w, s in starts.items()],
+        )
+        # An empty history has no first row; 0 groups back frames nothing either.
+        for (expression, window), alias in self.history.items():
+            start = (
+                "unbounded"
+                if window is None
+                else f"coalesce({group} - {starts[window]} // {_PACK}, 0)"
+            )
+            if expression != "count(*)":
+                sql = f"{expression} over ({over} groups between {start} preceding and 1 preceding)"
+            elif window is None:
+                sql = before
+            else:
+                sql = f"coalesce({before} - {starts[window]} % {_PACK}, 0)"
+            columns.append(f"{sql} as {alias}")
+        return _select(rows, tag, columns)
 
 
 @dataclass
 class _Query:
     """Collects the window aggregates the features need, each computed once."""
 
-    aggregates: dict[str, str] = field(default_factory=dict)
+    partitions: dict[str, _Partition] = field(default_factory=dict)
     risk_counts: dict[str, str] = field(default_factory=dict)
+    windows: int = 0
+
+    def history(self, expression: str, partition: str, window: int | None) -> str:
+        """``expression`` over the partition's rows in ``(t − window, t)``, unbounded if None."""
+        return self._alias(self._partition(partition).history, (expression, window))
 
     def window(self, expression: str, partition: str, frame: str) -> str:
-        sql = f"{expression} over (partition by {partition} order by t {frame})"
-        alias = self.aggregates.get(sql)
+        return self._alias(self._partition(partition).framed, (expression, frame))
+
+    def _partition(self, name: str) -> _Partition:
+        return self.partitions.setdefault(name, _Partition(name))
+
+    def _alias(self, aliases: dict[tuple[str, Any], str], key: tuple[str, Any]) -> str:
+        alias = aliases.get(key)
         if alias is None:
-            alias = self.aggregates[sql] = f"_w{len(self.aggregates)}"
+            alias = aliases[key] = f"_w{self.windows}"
+            self.windows += 1
         return alias
+
+    def windowed(self, rows: str) -> str:
+        """``rows`` with every aggregate, nested one partition at a time.
+
+        DuckDB sorts each window's whole input, the columns of the windows below it
+        included, so the partition with the most aggregates goes last (outermost).
+        """
+        for depth, partition in enumerate(sorted(self.partitions.values(), key=len)):
+            rows = partition.select(rows, str(depth))
+        return rows
 
     def fraud_count(self, window: int, delay: int) -> str:
         return self._fraud_aggregate("count(*)", window, delay)
@@ -86,7 +174,7 @@ def _window_us(feature: Feature) -> int:
 def _delayed_count(query: _Query, feature: Feature) -> str:
     window, delay = _window_us(feature), feature.delay_us
     if windows.delayed_includes_current(delay):
-        count = query.window("count(*)", "terminal_id", _history_frame(window))
+        count = query.history("count(*)", "terminal_id", window)
         return f"({count} + 1)"
     frame = f"range between {delay + window - 1} preceding and {delay} preceding"
     return query.window("count(*)", "terminal_id", frame)
@@ -105,13 +193,13 @@ def _feature_sql(query: _Query, feature: Feature, with_prior: bool) -> str:
     if key == (Kind.POINT, Entity.TRANSACTION, Aggregate.IS_NIGHT):
         return f"case when (t // {windows.MICROS_PER_HOUR}) % 24 <= 6 then 1.0 else 0.0 end"
     if key == (Kind.WINDOW, Entity.CARD, Aggregate.COUNT):
-        return f"({query.window('count(*)', card, _history_frame(window))} + 1)"
+        return f"({query.history('count(*)', card, window)} + 1)"
     if key == (Kind.WINDOW, Entity.CARD, Aggregate.MEAN_AMOUNT):
-        count = query.window("count(*)", card, _history_frame(window))
-        total = query.window("sum(amount)", card, _history_frame(window))
+        count = query.history("count(*)", card, window)
+        total = query.history("sum(amount)", card, window)
         return f"((coalesce({total}, 0) + amount) / ({count} + 1))"
     if key == (Kind.WINDOW, Entity.TERMINAL, Aggregate.COUNT):
-        return f"({query.window('count(*)', 'terminal_id', _history_frame(window))} + 1)"
+        return f"({query.history('count(*)', 'terminal_id', window)} + 1)"
     if key == (Kind.DELAYED, Entity.TERMINAL, Aggregate.COUNT):
         return _delayed_count(query, feature)
     if key == (Kind.DELAYED, Entity.TERMINAL, Aggregate.FRAUD_RATE):
@@ -119,36 +207,34 @@ def _feature_sql(query: _Query, feature: Feature, with_prior: bool) -> str:
         frauds = query.fraud_count(_window_us(feature), feature.delay_us)
         return f"case when {count} > 0 then coalesce({frauds}, 0) / {count} else 0.0 end"
     if key == (Kind.HISTORY, Entity.CARD, Aggregate.AMOUNT_TO_MEAN):
-        count = query.window("count(*)", card, _history_frame(window))
-        total = query.window("sum(amount)", card, _history_frame(window))
+        count = query.history("count(*)", card, window)
+        total = query.history("sum(amount)", card, window)
         return f"case when {count} > 0 and {total} <> 0 then amount / ({total} / {count}) end"
     if key == (Kind.HISTORY, Entity.CARD, Aggregate.AMOUNT_ZSCORE):
-        frame = _history_frame(window)
-        count = query.window("count(*)", card, frame)
-        total = query.window("sum(amount)", card, frame)
-        std = query.window("stddev_pop(amount)", card, frame)
+        count = query.history("count(*)", card, window)
+        total = query.history("sum(amount)", card, window)
+        std = query.history("stddev_pop(amount)", card, window)
         # stddev_pop is exactly 0 when every amount is equal (its running mean never
         # moves): the condition online tests as min == max.
         return f"case when {count} >= 2 and {std} > 0 then (amount - {total} / {count}) / {std} end"
     if key == (Kind.HISTORY, Entity.CARD, Aggregate.SECONDS_SINCE_LAST):
-        last = query.window("max(t)", card, _history_frame(window))
+        last = query.history("max(t)", card, window)
         if with_prior and window is None:
             last = f"coalesce({last}, prior_t)"
         return f"((t - {last}) / {windows.MICROS_PER_SECOND})"
     if key == (Kind.HISTORY, Entity.CARD, Aggregate.IS_NEW_TERMINAL):
-        previous = query.window("max(t)", "customer_id, terminal_id", _history_frame(None))
+        previous = query.history("max(t)", "customer_id, terminal_id", None)
         return f"case when {previous} > t - {window} then 0.0 else 1.0 end"
     if key == (Kind.HISTORY, Entity.CARD, Aggregate.DISTANCE_TO_MEAN_LOCATION):
-        frame = _history_frame(window)
-        mean_x = query.window("avg(lx)", card, frame)
-        mean_y = query.window("avg(ly)", card, frame)
+        mean_x = query.history("avg(lx)", card, window)
+        mean_y = query.history("avg(ly)", card, window)
         distance = f"sqrt((lx - {mean_x}) * (lx - {mean_x}) + (ly - {mean_y}) * (ly - {mean_y}))"
         grid = windows.DISTANCE_GRID  # the online engine's snap_distance, in SQL
         return f"(floor({distance} * {grid} + 0.5) / {grid})"
     if key == (Kind.HISTORY, Entity.CARD, Aggregate.PEAK_TO_MEAN):
-        peak = query.window("max(amount)", card, _history_frame(window))
-        count = query.window("count(*)", card, _history_frame(feature.baseline_us))
-        total = query.window("sum(amount)", card, _history_frame(feature.baseline_us))
+        peak = query.history("max(amount)", card, window)
+        count = query.history("count(*)", card, feature.baseline_us)
+        total = query.history("sum(amount)", card, feature.baseline_us)
         return f"case when {count} > 0 and {total} <> 0 then {peak} / ({total} / {count}) end"
     if key == (Kind.DELAYED, Entity.TERMINAL, Aggregate.SECONDS_SINCE_FIRST_FRAUD):
         first = query.first_fraud(_window_us(feature), feature.delay_us)
@@ -213,8 +299,6 @@ def feature_sql(
             "hive_types = {'day': DATE})),"
         )
 
-    aggregates = ",\n    ".join(f"{sql} as {alias}" for sql, alias in query.aggregates.items())
-    aggregates = f",\n    {aggregates}" if aggregates else ""
     risk_cte = "risk as (select null::varchar as transaction_id where false)"
     if query.risk_counts:
         delayed = [f for f in definition.features if f.kind is Kind.DELAYED]
@@ -270,8 +354,7 @@ terminal_frauds as (
   where f.fraud and f.known_from >= s.t
 ),
 windowed as (
-  select src.*{prior_column}{aggregates}
-  from src {prior_join}
+  select * from {query.windowed(f"(select src.*{prior_column} from src {prior_join})")}
 ),
 {risk_cte}
 select w.transaction_id, w.ts, w.customer_id, w.terminal_id,
