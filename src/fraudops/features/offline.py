@@ -401,6 +401,8 @@ def build_feature_table(
     progress("features", 0, 1)
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
+        # DuckDB's own bar writes to stderr under ours and costs ~0.7 s of a 10 s build.
+        con.execute("set enable_progress_bar = false")
         # Arrow, not .df(): it hands string columns to pandas without a per-row copy.
         table: pd.DataFrame = con.sql(sql).to_arrow_table().to_pandas()
     progress("features", 1, 1)
