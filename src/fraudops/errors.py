@@ -17,6 +17,10 @@ dead-letter store with its reason.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class FraudopsError(Exception):
@@ -73,3 +77,11 @@ class ModelNotFoundError(ModelError):
     """No model at the given location."""
 
     http_status = 404
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """A pydantic validation error as one line a person can act on: ``where: what; …``."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '(top)'}: {error['msg']}"
+        for error in exc.errors()
+    )

@@ -80,7 +80,7 @@ def load_settings() -> Settings:
     """Read settings from the environment and ``$FRAUDOPS_CONFIG``; raise ConfigError if bad."""
     from pydantic import ValidationError
 
-    from fraudops.errors import ConfigError
+    from fraudops.errors import ConfigError, validation_problems
 
     config_file = os.environ.get(CONFIG_FILE_ENV)
     if config_file and not Path(config_file).is_file():
@@ -88,4 +88,4 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc
+        raise ConfigError(f"invalid configuration: {validation_problems(exc)}") from exc

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fraudops.errors import MappingError
+from fraudops.errors import MappingError, validation_problems
 
 Target = Literal[
     "transaction_id",
@@ -174,8 +174,4 @@ def load_mapping(name_or_path: str) -> ColumnMapping:
     try:
         return ColumnMapping.model_validate(document)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(top)'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise MappingError(f"mapping {path}: {problems}") from exc
+        raise MappingError(f"mapping {path}: {validation_problems(exc)}") from exc

@@ -24,7 +24,7 @@ import lightgbm as lgb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import fraudops
-from fraudops.errors import ModelError, ModelNotFoundError
+from fraudops.errors import ModelError, ModelNotFoundError, validation_problems
 
 MODEL_FILE = "model.txt"
 MANIFEST_FILE = "manifest.json"
@@ -173,11 +173,7 @@ def _read_manifest(path: Path) -> Manifest:
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ModelError(f"{manifest_path}: invalid manifest: {problems}") from exc
+        raise ModelError(f"{manifest_path}: invalid manifest: {validation_problems(exc)}") from exc
 
 
 def load_model_dir(path: Path, *, definition_hash: str | None = None) -> ModelArtifact:
