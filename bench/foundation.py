@@ -28,10 +28,14 @@ from fraudops.cli._common import progress_bars
 from fraudops.decide import LightGBMScorer, Policy
 from fraudops.decide.engine import DecisionEngine
 from fraudops.decide.replay import replay, truth_of
-from fraudops.features import InMemoryFeatureState, OnlineFeatures, build_feature_table
+from fraudops.features import (
+    InMemoryFeatureState,
+    OnlineFeatures,
+    build_feature_table,
+    feature_definition,
+)
 from fraudops.ingest import ingest_sources, load_mapping
 from fraudops.lake import LABELS_DIR, TRANSACTIONS_DIR, parquet_glob
-from fraudops.learn.dataset import feature_definition
 from fraudops.learn.jobs import train_model
 from fraudops.settings import PolicySettings
 from fraudops.simulate import SimulationConfig, run_simulation

@@ -14,8 +14,12 @@ from fraudops.decide import LightGBMScorer, Policy
 from fraudops.decide.engine import DecisionEngine
 from fraudops.decide.replay import replay, truth_of
 from fraudops.demo import DemoPlan, run_demo
-from fraudops.features import InMemoryFeatureState, OnlineFeatures, build_feature_table
-from fraudops.learn.dataset import feature_definition
+from fraudops.features import (
+    InMemoryFeatureState,
+    OnlineFeatures,
+    build_feature_table,
+    feature_definition,
+)
 
 PLAN = DemoPlan(customers=400, terminals=800, days=60, seed=3)
 

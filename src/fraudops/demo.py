@@ -105,9 +105,8 @@ def run_demo(
     from fraudops.decide import LightGBMScorer, Policy
     from fraudops.decide.engine import DecisionEngine
     from fraudops.decide.replay import replay, truth_of
-    from fraudops.features import InMemoryFeatureState, OnlineFeatures
+    from fraudops.features import InMemoryFeatureState, OnlineFeatures, feature_definition
     from fraudops.ingest import ingest_sources, load_mapping
-    from fraudops.learn.dataset import feature_definition
     from fraudops.learn.jobs import train_model
     from fraudops.settings import PolicySettings
     from fraudops.simulate import SimulationConfig, run_simulation
