@@ -14,7 +14,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from fraudops.decide import DecisionEngine, LightGBMScorer, Policy
+from fraudops.decide.replay import replay, truth_of
+from fraudops.features import InMemoryFeatureState, OnlineFeatures, feature_definition
+from fraudops.ingest import ingest_sources, load_mapping
+from fraudops.learn.jobs import train_model
 from fraudops.progress import Progress, no_progress
+from fraudops.settings import PolicySettings
+from fraudops.simulate import SimulationConfig, run_simulation
 
 
 @dataclass(frozen=True)
@@ -102,15 +109,6 @@ def run_demo(
     workdir: Path, plan: DemoPlan = DemoPlan(), progress: Progress = no_progress
 ) -> dict[str, Any]:
     """Run every stage once and return the summary the CLI prints."""
-    from fraudops.decide import LightGBMScorer, Policy
-    from fraudops.decide.engine import DecisionEngine
-    from fraudops.decide.replay import replay, truth_of
-    from fraudops.features import InMemoryFeatureState, OnlineFeatures, feature_definition
-    from fraudops.ingest import ingest_sources, load_mapping
-    from fraudops.learn.jobs import train_model
-    from fraudops.settings import PolicySettings
-    from fraudops.simulate import SimulationConfig, run_simulation
-
     began = time.perf_counter()
     lake = workdir / "lake"
     sources = workdir / "sources"

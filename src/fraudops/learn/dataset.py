@@ -7,16 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from fraudops.features.definition import FeatureDefinition
-from fraudops.features.definition import feature_definition as _feature_definition
+from fraudops.features.definition import FeatureDefinition, feature_definition
 from fraudops.features.offline import build_feature_table
 from fraudops.learn.protocol import day_start
 from fraudops.progress import Progress, no_progress
 
-
-def feature_definition(label_delay_days: int) -> FeatureDefinition:
-    """The current feature definition at ``label_delay_days``."""
-    return _feature_definition(label_delay_days)
+__all__ = ["feature_definition", "load_feature_table"]
 
 
 def load_feature_table(
