@@ -7,8 +7,18 @@
     │   └── MappingError          a column mapping is unknown or malformed
     ├── LakeError                 the data lake is missing or inconsistent (500)
     ├── NotEnoughDataError        a window holds too little data to train or evaluate (422)
-    └── ModelError                a model cannot be loaded or used (503)
-        └── ModelNotFoundError    no model at the given location (404)
+    ├── ModelError                a model cannot be loaded or used (503)
+    │   ├── ModelNotFoundError    no model at the given location (404)
+    │   └── InvalidScoreError     a model answered NaN, out of range or stuck on a constant
+    ├── StoreError                an external store (Redis, a database) failed (503)
+    ├── AuthError                 a request carries no valid API key (401)
+    └── ResilienceError           a protective limit tripped; the caller falls back (503)
+        ├── StageTimeoutError     a stage outran its timeout or the decision's deadline
+        ├── CircuitOpenError      a circuit breaker is open, so the call was not made
+        └── OverloadedError       in-flight work is at its bound, so the request was shed
+
+Every error has a short ``reason`` code (``timeout``, ``breaker_open``, ``invalid_score``…)
+that fallbacks, metrics and logs record, so a degraded decision says why in one word.
 
 A record that fails validation is not an error: it is an outcome, counted and kept in the
 dead-letter store with its reason.
@@ -27,6 +37,7 @@ class FraudopsError(Exception):
     """Base of every deliberate fraudops error."""
 
     http_status: int = 500
+    reason: str = "error"
 
 
 class ConfigError(FraudopsError):
@@ -71,12 +82,72 @@ class ModelError(FraudopsError):
     """A model cannot be loaded or used."""
 
     http_status = 503
+    reason = "model_error"
 
 
 class ModelNotFoundError(ModelError):
     """No model at the given location."""
 
     http_status = 404
+    reason = "model_not_found"
+
+
+class InvalidScoreError(ModelError):
+    """A model answered something that is not a usable probability.
+
+    NaN, infinite or out-of-range scores, or the same score for a long run of different
+    transactions (a model stuck on a constant fails silently unless someone checks).
+    """
+
+    reason = "invalid_score"
+
+
+class StoreError(FraudopsError):
+    """An external store (Redis, a database) is unreachable or failed."""
+
+    http_status = 503
+    reason = "store_error"
+
+
+class AuthError(FraudopsError):
+    """A request carries no valid API key; the response says nothing more."""
+
+    http_status = 401
+    reason = "unauthorized"
+
+
+class ResilienceError(FraudopsError):
+    """A protective limit tripped: the caller should fall back, not fail."""
+
+    http_status = 503
+    reason = "resilience"
+
+
+class StageTimeoutError(ResilienceError):
+    """A stage outran its own timeout or the decision's deadline."""
+
+    reason = "timeout"
+
+    def __init__(self, stage: str, timeout_s: float) -> None:
+        self.stage = stage
+        self.timeout_s = timeout_s
+        super().__init__(f"{stage} took longer than {timeout_s * 1000:.1f} ms")
+
+
+class CircuitOpenError(ResilienceError):
+    """A circuit breaker is open, so the protected call was not made."""
+
+    reason = "breaker_open"
+
+    def __init__(self, breaker: str) -> None:
+        self.breaker = breaker
+        super().__init__(f"circuit breaker {breaker!r} is open")
+
+
+class OverloadedError(ResilienceError):
+    """In-flight work is at its bound, so this request was shed."""
+
+    reason = "shed"
 
 
 def validation_problems(exc: ValidationError) -> str:

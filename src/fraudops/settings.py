@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
@@ -44,6 +45,77 @@ class FeatureSettings(_Section):
     label_delay_days: int = Field(default=7, ge=0, le=90)
 
 
+class ServiceSettings(_Section):
+    """The decision service: where it listens and the limits every decision runs under."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    deadline_ms: float = Field(default=50.0, gt=0.0)
+    model_timeout_ms: float = Field(default=20.0, gt=0.0)
+    store_timeout_ms: float = Field(default=20.0, gt=0.0)
+    max_in_flight: int = Field(default=64, ge=1)
+    batch_max_items: int = Field(default=1000, ge=1)
+    warmup_rows: int = Field(default=200, ge=0)
+    shutdown_grace_s: float = Field(default=10.0, ge=0.0)
+    fallback_model_dir: Path | None = None
+    rules_file: Path | None = None
+    """A YAML rule set; None means the rule set shipped with the package."""
+    static_review_amount: float = Field(default=500.0, ge=0.0)
+    """The last fallback reviews transactions at or above this amount and approves the rest."""
+    recent_decisions: int = Field(default=100_000, ge=0)
+    """How many recent decisions are kept in memory for idempotent retries and lookups."""
+
+
+class BreakerSettings(_Section):
+    """When a circuit breaker opens, and how long before it lets one call through again."""
+
+    failure_threshold: int = Field(default=5, ge=1)
+    reset_timeout_s: float = Field(default=5.0, gt=0.0)
+
+
+class ScoreGuardSettings(_Section):
+    """How many identical scores in a row mean a model is stuck on a constant."""
+
+    constant_run: int = Field(default=200, ge=2)
+
+
+class StateSettings(_Section):
+    """Where the online feature state lives: this process, or Redis shared by replicas."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "fraudops"
+
+
+class DecisionLogSettings(_Section):
+    """The append-only decision log and the buffer that carries it through outages."""
+
+    url: str = "sqlite:///data/decisions.db"
+    buffer_size: int = Field(default=20_000, ge=1)
+    batch_size: int = Field(default=500, ge=1)
+    flush_interval_ms: float = Field(default=200.0, gt=0.0)
+    spill_dir: Path = Path("data/decision-spill")
+    """Where decisions go when the buffer overflows; replayed into the database later."""
+
+
+class ApiSettings(_Section):
+    """Who may call the API: SHA-256 hashes of the API keys (``fraudops keys new``)."""
+
+    key_hashes: tuple[str, ...] = ()
+    allow_anonymous: bool = False
+    """Serve without keys; for a laptop only, and logged loudly at start."""
+
+
+class ObservabilitySettings(_Section):
+    """Logs, traces and metrics."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    otlp_endpoint: str | None = None
+    """An OTLP/HTTP traces endpoint (``http://collector:4318/v1/traces``); None: no export."""
+    service_name: str = "fraudops"
+
+
 class Settings(BaseSettings):
     """Everything fraudops can be configured with."""
 
@@ -59,6 +131,13 @@ class Settings(BaseSettings):
     model_dir: Path = Path("models/latest")
     policy: PolicySettings = PolicySettings()
     features: FeatureSettings = FeatureSettings()
+    service: ServiceSettings = ServiceSettings()
+    breaker: BreakerSettings = BreakerSettings()
+    score_guard: ScoreGuardSettings = ScoreGuardSettings()
+    state: StateSettings = StateSettings()
+    decision_log: DecisionLogSettings = DecisionLogSettings()
+    api: ApiSettings = ApiSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -72,7 +72,13 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The answer for one transaction: what to do, how sure, and why."""
+    """The answer for one transaction: what to do, how sure, and why.
+
+    ``source`` names what decided: ``model`` (the champion), or a fallback step
+    (``last_good``, ``rules``, ``static``). ``degraded`` is true whenever something other
+    than the champion decided; ``degraded_reason`` then says why, as ``step:reason`` pairs
+    of the steps that failed (``champion:timeout``).
+    """
 
     transaction_id: str
     action: Action
@@ -83,3 +89,4 @@ class Decision:
     degraded: bool = False
     degraded_reason: str | None = None
     rule_hits: tuple[str, ...] = field(default_factory=tuple)
+    source: str = "model"
