@@ -11,6 +11,7 @@ from fraudops.features.definition import (
 )
 from fraudops.features.offline import build_feature_table
 from fraudops.features.online import OnlineFeatures
+from fraudops.features.redis_state import RedisFeatureState
 from fraudops.features.replay import lake_events, replay
 from fraudops.features.state import FeatureState, InMemoryFeatureState
 
@@ -24,6 +25,7 @@ __all__ = [
     "InMemoryFeatureState",
     "Kind",
     "OnlineFeatures",
+    "RedisFeatureState",
     "build_feature_table",
     "feature_definition",
     "lake_events",

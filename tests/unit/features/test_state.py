@@ -1,11 +1,21 @@
-"""The FeatureState contract, run against every implementation."""
+"""The FeatureState contract, run against every implementation; then what Redis adds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from fraudops.errors import StoreError
+from fraudops.features import DEFAULT_FEATURES, OnlineFeatures, lake_events
+from fraudops.features.redis_state import EXPIRE_BATCH, MIN_REF_TTL_MS, RedisFeatureState
+from fraudops.features.replay import event_order
 from fraudops.features.state import (
     CardState,
     FeatureState,
@@ -13,15 +23,48 @@ from fraudops.features.state import (
     TerminalState,
     TxRef,
 )
+from fraudops.types import Label, Transaction
+from tests.redis_server import private_redis
+from tests.services import REDIS_URL, require_port
 
-IMPLEMENTATIONS: list[Callable[[], FeatureState]] = [InMemoryFeatureState]
+from .conftest import HOUR, LakeFactory, LakeSpec
+
+# Generous: these tests check behaviour, and a shared CI machine can stall for a while.
+_TIMEOUT_S = 2.0
 
 
-@pytest.fixture(params=IMPLEMENTATIONS, ids=lambda factory: factory.__name__)
+def _shared_redis_store(prefix: str | None = None) -> RedisFeatureState:
+    """A store on the shared test Redis under ``prefix`` (a fresh one by default)."""
+    url = urlsplit(REDIS_URL)
+    require_port("Redis", url.hostname or "127.0.0.1", url.port or 6379)
+    prefix = prefix or f"fraudops-test-{uuid.uuid4().hex}"
+    return RedisFeatureState.from_url(REDIS_URL, prefix=prefix, timeout_s=_TIMEOUT_S)
+
+
+def _delete_keys(store: RedisFeatureState) -> None:
+    keys = list(store.client.scan_iter(match=f"{store.prefix}:*"))
+    if keys:
+        store.client.delete(*keys)
+
+
+@pytest.fixture
+def redis_store() -> Iterator[RedisFeatureState]:
+    """A Redis store under a fresh prefix on the shared Redis; its keys are deleted after."""
+    store = _shared_redis_store()
+    try:
+        yield store
+    finally:
+        _delete_keys(store)
+        store.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
 def store(request: pytest.FixtureRequest) -> FeatureState:
     """A fresh, empty store of each implementation."""
-    factory: Callable[[], FeatureState] = request.param
-    return factory()
+    if request.param == "memory":
+        return InMemoryFeatureState()
+    redis_store: RedisFeatureState = request.getfixturevalue("redis_store")
+    return redis_store
 
 
 def test_unknown_entities_have_no_state(store: FeatureState) -> None:
@@ -35,8 +78,11 @@ def test_written_records_read_back_equal(store: FeatureState) -> None:
     """What is put is what is got."""
     card = CardState()
     card.insert(0, 10, "t1", 5.0, "m1", 1.0, 2.0)
+    card.insert(1, 20, "t2", 0.1, "m2", float("nan"), float("nan"))
+    card.evict(0)
     terminal = TerminalState()
     terminal.insert(0, 10, "t1")
+    terminal.label_known_at[0], terminal.is_fraud[0] = 15, True
     store.put_card("c", card)
     store.put_terminal("m", terminal)
     store.put_tx_ref("t1", TxRef("m", 10), expires_at=100)
@@ -44,6 +90,16 @@ def test_written_records_read_back_equal(store: FeatureState) -> None:
     assert card == store.get_card("c")
     assert terminal == store.get_terminal("m")
     assert expected_ref == store.get_tx_ref("t1")
+
+
+def test_a_card_past_its_window_keeps_the_newest_expired_time(store: FeatureState) -> None:
+    """An emptied card still says when its last transaction was."""
+    card = CardState()
+    card.insert(0, 10, "t1", 5.0, "m1", 1.0, 2.0)
+    card.evict(1)
+    store.put_card("c", card)
+    expected = CardState(last_expired_ts=10)
+    assert expected == store.get_card("c")
 
 
 def test_references_expire_by_event_time(store: FeatureState) -> None:
@@ -63,3 +119,203 @@ def test_rewriting_a_reference_extends_it(store: FeatureState) -> None:
     store.put_tx_ref("other", TxRef("m", 150), expires_at=400)
     expected = TxRef("m", 10)
     assert expected == store.get_tx_ref("t")
+
+
+# What Redis adds: its key layout, wall-clock safety net, failures and shared state.
+
+
+def test_records_sit_under_the_documented_keys(redis_store: RedisFeatureState) -> None:
+    """Cards, terminals and references have one key each, plus one expiry index."""
+    redis_store.put_card("c1", CardState())
+    redis_store.put_terminal("m1", TerminalState())
+    redis_store.put_tx_ref("t1", TxRef("m1", 0), expires_at=HOUR)
+    prefix = redis_store.prefix
+    expected = {
+        f"{prefix}:card:c1",
+        f"{prefix}:terminal:m1",
+        f"{prefix}:txref:t1",
+        f"{prefix}:txref-expiry",
+    }
+    assert expected == {key.decode() for key in redis_store.client.scan_iter(f"{prefix}:*")}
+
+
+def test_cards_and_terminals_never_expire_by_wall_clock(redis_store: RedisFeatureState) -> None:
+    """Records have no TTL: the engine trims their windows, Redis does not evict them."""
+    redis_store.put_card("c1", CardState())
+    redis_store.put_terminal("m1", TerminalState())
+    no_ttl = -1
+    assert no_ttl == redis_store.client.pttl(f"{redis_store.prefix}:card:c1")
+    assert no_ttl == redis_store.client.pttl(f"{redis_store.prefix}:terminal:m1")
+
+
+@pytest.mark.parametrize(
+    ("lifetime_us", "expected_ttl_ms"),
+    [(37 * 24 * HOUR, 37 * 24 * 3_600_000), (90, MIN_REF_TTL_MS)],
+    ids=["event-time-lifetime", "minimum"],
+)
+def test_a_reference_key_has_a_wall_clock_ttl_as_a_safety_net(
+    redis_store: RedisFeatureState, lifetime_us: int, expected_ttl_ms: int
+) -> None:
+    """A reference's key lives its event-time lifetime in wall time, or the minimum."""
+    redis_store.put_tx_ref("t1", TxRef("m1", 10), expires_at=10 + lifetime_us)
+    ttl_ms = redis_store.client.pttl(f"{redis_store.prefix}:txref:t1")
+    # The TTL runs down while the test reads it back, by at most the test's timeout.
+    assert expected_ttl_ms - _TIMEOUT_S * 1_000 <= ttl_ms <= expected_ttl_ms
+
+
+def test_expired_references_leave_the_expiry_index(redis_store: RedisFeatureState) -> None:
+    """The index holds exactly the references not yet expired, scored by their expiry."""
+    redis_store.put_tx_ref("old", TxRef("m", 10), expires_at=100)
+    redis_store.put_tx_ref("kept", TxRef("m", 90), expires_at=180)
+    redis_store.put_tx_ref("new", TxRef("m", 100), expires_at=190)
+    index = redis_store.client.zrange(f"{redis_store.prefix}:txref-expiry", 0, -1, withscores=True)
+    expected = [(b"kept", 180.0), (b"new", 190.0)]
+    assert expected == index
+
+
+def test_one_write_expires_at_most_one_batch(redis_store: RedisFeatureState) -> None:
+    """A backlog of expired references larger than a batch drains over the next writes."""
+    backlog = EXPIRE_BATCH + 5
+    for i in range(backlog):
+        redis_store.put_tx_ref(f"t{i:05d}", TxRef("m", i), expires_at=backlog)
+    index = f"{redis_store.prefix}:txref-expiry"
+    redis_store.put_tx_ref("first", TxRef("m", backlog), expires_at=2 * backlog)
+    expected_left = backlog - EXPIRE_BATCH + 1
+    assert expected_left == redis_store.client.zcard(index)
+    redis_store.put_tx_ref("second", TxRef("m", backlog), expires_at=2 * backlog)
+    expected = [b"first", b"second"]
+    assert expected == redis_store.client.zrange(index, 0, -1)
+    assert redis_store.get_tx_ref(f"t{backlog - 1:05d}") is None
+
+
+def test_from_url_fails_fast_without_retrying() -> None:
+    """The client's timeouts are the given one, and it never retries by itself."""
+    store = RedisFeatureState.from_url(REDIS_URL, timeout_s=0.02)
+    try:
+        kwargs = store.client.get_connection_kwargs()
+        retry = store.client.get_retry()
+        assert retry is not None
+        expected = (0.02, 0.02, 0, 0)
+        actual = (
+            kwargs["socket_timeout"],
+            kwargs["socket_connect_timeout"],
+            kwargs["health_check_interval"],
+            retry.get_retries(),
+        )
+        assert expected == actual
+    finally:
+        store.close()
+
+
+_CARD = CardState()
+_TERMINAL = TerminalState()
+OPERATIONS: dict[str, Callable[[RedisFeatureState], object]] = {
+    "get_card": lambda store: store.get_card("c1"),
+    "put_card": lambda store: store.put_card("c1", _CARD),
+    "get_terminal": lambda store: store.get_terminal("m1"),
+    "put_terminal": lambda store: store.put_terminal("m1", _TERMINAL),
+    "get_tx_ref": lambda store: store.get_tx_ref("t1"),
+    "put_tx_ref": lambda store: store.put_tx_ref("t1", TxRef("m1", 0), expires_at=HOUR),
+    "PING": RedisFeatureState.ping,
+}
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_every_operation_on_a_stopped_redis_raises_store_error(operation: str) -> None:
+    """Refused connections surface as StoreError naming the operation, caused by Redis's error."""
+    with private_redis() as server:
+        store = RedisFeatureState.from_url(server.url, timeout_s=_TIMEOUT_S)
+        store.put_card("c1", _CARD)
+        server.stop()
+        with pytest.raises(StoreError, match=operation) as raised:
+            OPERATIONS[operation](store)
+        store.close()
+    assert isinstance(raised.value.__cause__, RedisError)
+
+
+def test_a_hung_redis_times_out_as_store_error() -> None:
+    """A Redis that accepts but never answers fails the call at the timeout, then recovers."""
+    timeout_s = 0.05
+    with private_redis() as server:
+        store = RedisFeatureState.from_url(server.url, timeout_s=timeout_s)
+        store.put_card("c1", _CARD)
+        server.pause()
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="get_card") as raised:
+            store.get_card("c1")
+        waited = time.monotonic() - started
+        server.resume()
+        # Generous against a stalled machine; a retrying client would wait ×4 plus backoff.
+        assert waited < 20 * timeout_s
+        assert isinstance(raised.value.__cause__, RedisTimeoutError)
+        expected = CardState()
+        assert expected == store.get_card("c1")
+        store.close()
+
+
+def test_the_store_recovers_when_redis_comes_back() -> None:
+    """After a restart the same store works again, scripts reloaded; unpersisted state is gone."""
+    with private_redis() as server:
+        store = RedisFeatureState.from_url(server.url, timeout_s=_TIMEOUT_S)
+        store.put_card("c1", _CARD)
+        store.put_tx_ref("before", TxRef("m1", 0), expires_at=HOUR)
+        server.stop()
+        with pytest.raises(StoreError):
+            store.ping()
+        server.start()
+        store.ping()
+        store.put_tx_ref("after", TxRef("m1", 1), expires_at=HOUR)
+        expected = TxRef("m1", 1)
+        assert expected == store.get_tx_ref("after")
+        assert store.get_card("c1") is None
+        store.close()
+
+
+def test_a_corrupt_record_raises_store_error(redis_store: RedisFeatureState) -> None:
+    """A record that does not decode is a store failure, not a crash deep in the engine."""
+    redis_store.client.set(f"{redis_store.prefix}:card:c1", b"{not json")
+    with pytest.raises(StoreError, match="decoding a card"):
+        redis_store.get_card("c1")
+
+
+def _replay_features(
+    events: list[Transaction | Label], engines: list[OnlineFeatures]
+) -> tuple[list[str], np.ndarray]:
+    """Events in production order, dealt round-robin over ``engines`` (replicas)."""
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    for i, event in enumerate(sorted(events, key=event_order)):
+        engine = engines[i % len(engines)]
+        if isinstance(event, Label):
+            engine.observe_label(event)
+        else:
+            ids.append(event.transaction_id)
+            rows.append(engine.compute_and_update(event))
+    return ids, np.vstack(rows)
+
+
+def test_replicas_over_redis_compute_what_one_engine_in_memory_does(
+    make_lake: LakeFactory, redis_store: RedisFeatureState
+) -> None:
+    """Two engines sharing Redis, taking turns, give the in-memory engine's rows exactly."""
+    lake = make_lake(LakeSpec(days=45, tx_per_day=25, cards=20, terminals=30, seed=5))
+    events = list(lake_events(lake))
+    in_memory = OnlineFeatures(DEFAULT_FEATURES, InMemoryFeatureState())
+    second_client = _shared_redis_store(redis_store.prefix)
+    replicas = [
+        OnlineFeatures(DEFAULT_FEATURES, redis_store),
+        OnlineFeatures(DEFAULT_FEATURES, second_client),
+    ]
+    try:
+        expected_ids, expected = _replay_features(events, [in_memory])
+        actual_ids, actual = _replay_features(events, replicas)
+    finally:
+        second_client.close()
+    assert expected_ids == actual_ids
+    assert np.array_equal(expected, actual, equal_nan=True)
+    applied = sum(replica.labels_applied for replica in replicas)
+    ignored = sum(replica.labels_ignored for replica in replicas)
+    assert (in_memory.labels_applied, in_memory.labels_ignored) == (applied, ignored)
+    # The stream must exercise labels: some transaction sees a fraud-labelled terminal.
+    risk = DEFAULT_FEATURES.names.index("terminal_risk_30d")
+    assert np.nanmax(expected[:, risk]) > 0

@@ -1,0 +1,192 @@
+"""The online feature state in Redis, so any replica of the decision service can score any card.
+
+Layout, under one ``prefix``:
+
+- ``{prefix}:card:{card_id}`` and ``{prefix}:terminal:{terminal_id}``: a record's
+  ``encode()`` as JSON (orjson). No TTL: the engine trims every record's windows as it
+  reads it, so a record holds at most its horizon; a card or terminal that stops
+  transacting keeps its last record, as in memory.
+- ``{prefix}:txref:{transaction_id}``: ``[terminal_id, ts]`` as JSON.
+- ``{prefix}:txref-expiry``: a sorted set of transaction ids scored by their reference's
+  event-time expiry (µs; exact in a double below 2**53, i.e. for 285 years after 1970).
+
+References expire by event time, as in ``InMemoryFeatureState``: writing one drops those
+whose expiry is at or before its time, in the same round trip (one Lua script). Each write
+drops at most ``EXPIRE_BATCH`` so no write blocks Redis for long after a gap in the stream;
+a larger backlog drains over the next writes (the Protocol allows a reference to outlive its
+expiry, and the engine ignores a label whose transaction has left its terminal's window).
+
+Each reference key also carries a wall-clock TTL as a safety net against unbounded growth
+should event time stop advancing: its event-time lifetime in milliseconds, at least
+``MIN_REF_TTL_MS``. While the stream is processed about as fast as it happens, event-time
+expiry comes first; a stream processed far slower than real time could lose a reference to
+the TTL before its expiry, and its label would then be ignored.
+
+Every Redis failure (refused, timed out, an error reply) and every record that cannot be
+decoded is raised as ``StoreError`` naming the operation and the key; the caller's circuit
+breaker and fallback decide what to do, so the client itself never retries.
+
+The script computes reference keys from the prefix, so it suits a single Redis (or a
+replicated primary), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import orjson
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from fraudops.errors import StoreError
+from fraudops.features.state import CardState, TerminalState, TxRef
+
+EXPIRE_BATCH = 1_000
+"""The most expired references one write removes."""
+
+MIN_REF_TTL_MS = 10_000
+"""The shortest wall-clock TTL of a reference key."""
+
+_MICROS_PER_MILLI = 1_000
+
+# KEYS: the reference's key, the expiry index. ARGV: the encoded reference, its event-time
+# expiry, its wall-clock TTL (ms), its transaction id, its event time, the batch size, and
+# the prefix of reference keys. Returns how many expired references were removed.
+_PUT_REF_SCRIPT = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[5], 'LIMIT', 0, ARGV[6])
+if #expired == 0 then
+  return 0
+end
+local keys = {}
+for i, id in ipairs(expired) do
+  keys[i] = ARGV[7] .. id
+end
+redis.call('DEL', unpack(keys))
+redis.call('ZREM', KEYS[2], unpack(expired))
+return #expired
+"""
+
+
+def _failed(operation: str, key: str, exc: Exception) -> StoreError:
+    return StoreError(f"Redis {operation} of {key!r} failed: {type(exc).__name__}: {exc}")
+
+
+class RedisFeatureState:
+    """``FeatureState`` in Redis: one round trip per get or put, references expired by event time.
+
+    The store owns ``client``: ``close`` closes it.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "fraudops") -> None:
+        self.client = client
+        self.prefix = prefix
+        self._card = f"{prefix}:card:"
+        self._terminal = f"{prefix}:terminal:"
+        self._txref = f"{prefix}:txref:"
+        self._expiry = f"{prefix}:txref-expiry"
+        # Registering only computes the script's SHA; redis-py loads it on first use and
+        # again after a restart flushed it (NOSCRIPT), so a write stays one round trip.
+        self._put_ref = client.register_script(_PUT_REF_SCRIPT)
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, prefix: str = "fraudops", timeout_s: float = 0.02
+    ) -> RedisFeatureState:
+        """A store on a new client for ``url`` that fails fast: ``timeout_s``, no retries."""
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            # The caller's breaker and fallback chain decide about retrying, within the
+            # decision's deadline; retries in here would spend that deadline unseen.
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        return cls(client, prefix=prefix)
+
+    def ping(self) -> None:
+        """Check that Redis answers; ``StoreError`` if it does not."""
+        try:
+            self.client.ping()
+        except RedisError as exc:
+            raise StoreError(f"Redis PING failed: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the client and its connections."""
+        self.client.close()
+
+    def get_card(self, card_id: str) -> CardState | None:
+        """The card's record, or None for a card never seen."""
+        key = self._card + card_id
+        raw = self._get("get_card", key)
+        if raw is None:
+            return None
+        try:
+            return CardState.decode(orjson.loads(raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _failed("decoding a card", key, exc) from exc
+
+    def put_card(self, card_id: str, state: CardState) -> None:
+        """Store the card's record (no TTL: the engine trims its windows)."""
+        self._set("put_card", self._card + card_id, orjson.dumps(state.encode()))
+
+    def get_terminal(self, terminal_id: str) -> TerminalState | None:
+        """The terminal's record, or None for a terminal never seen."""
+        key = self._terminal + terminal_id
+        raw = self._get("get_terminal", key)
+        if raw is None:
+            return None
+        try:
+            return TerminalState.decode(orjson.loads(raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _failed("decoding a terminal", key, exc) from exc
+
+    def put_terminal(self, terminal_id: str, state: TerminalState) -> None:
+        """Store the terminal's record (no TTL: the engine trims its windows)."""
+        self._set("put_terminal", self._terminal + terminal_id, orjson.dumps(state.encode()))
+
+    def get_tx_ref(self, transaction_id: str) -> TxRef | None:
+        """The transaction's reference, or None if unknown or expired."""
+        key = self._txref + transaction_id
+        raw = self._get("get_tx_ref", key)
+        if raw is None:
+            return None
+        try:
+            terminal_id, ts = orjson.loads(raw)
+            return TxRef(str(terminal_id), int(ts))
+        except (ValueError, TypeError) as exc:
+            raise _failed("decoding a transaction reference", key, exc) from exc
+
+    def put_tx_ref(self, transaction_id: str, ref: TxRef, expires_at: int) -> None:
+        """Store ``ref``; references whose expiry is at or before ``ref.ts`` are dropped."""
+        key = self._txref + transaction_id
+        ttl_ms = max((expires_at - ref.ts) // _MICROS_PER_MILLI, MIN_REF_TTL_MS)
+        args = (
+            orjson.dumps([ref.terminal_id, ref.ts]),
+            expires_at,
+            ttl_ms,
+            transaction_id,
+            ref.ts,
+            EXPIRE_BATCH,
+            self._txref,
+        )
+        try:
+            self._put_ref(keys=(key, self._expiry), args=args)
+        except RedisError as exc:
+            raise _failed("put_tx_ref", key, exc) from exc
+
+    def _get(self, operation: str, key: str) -> bytes | None:
+        try:
+            return cast("bytes | None", self.client.get(key))
+        except RedisError as exc:
+            raise _failed(operation, key, exc) from exc
+
+    def _set(self, operation: str, key: str, value: bytes) -> None:
+        try:
+            self.client.set(key, value)
+        except RedisError as exc:
+            raise _failed(operation, key, exc) from exc
