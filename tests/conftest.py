@@ -1,11 +1,56 @@
-"""Test-wide settings: Hypothesis checks behaviour, not speed (speed lives in bench/)."""
+"""Test-wide settings and shared fixtures.
+
+Hypothesis checks behaviour, not speed (speed lives in bench/); a tiny trained model serves
+the learn, decide and api tests alike.
+"""
+
+from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
+
+from fraudops.clock import ManualClock
+from fraudops.ingest import ingest_sources, load_mapping
+from fraudops.learn.jobs import train_model
+from fraudops.learn.report import Report
+from fraudops.simulate import SimulationConfig, simulate, write_dataset
 
 # A per-example deadline would turn a slow, shared CI machine into flaky failures; in CI the
 # examples are also derandomised so a failure reproduces from the log.
 settings.register_profile("default", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
+
+
+@dataclass(frozen=True)
+class TrainedLake:
+    """A tiny simulated lake and the model trained on it with two folds."""
+
+    lake: Path
+    model_dir: Path
+    report: Report
+
+
+TINY_TRAIN_START = date(2018, 5, 20)
+
+
+@pytest.fixture(scope="session")
+def trained_lake(tmp_path_factory: pytest.TempPathFactory) -> TrainedLake:
+    """Simulate ten weeks of a small bank, ingest it, train two folds (a few seconds)."""
+    root = tmp_path_factory.mktemp("tiny")
+    table = simulate(SimulationConfig(n_customers=400, n_terminals=800, n_days=70, seed=1))
+    dataset = write_dataset(table, root / "sim", "parquet")
+    ingest_sources([str(dataset)], root / "lake", load_mapping("handbook"))
+    report = train_model(
+        root / "lake",
+        root / "model",
+        train_start=TINY_TRAIN_START,
+        n_folds=2,
+        clock=ManualClock(datetime(2018, 7, 1, tzinfo=UTC)),
+    )
+    return TrainedLake(lake=root / "lake", model_dir=root / "model", report=report)

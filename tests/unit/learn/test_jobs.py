@@ -13,7 +13,7 @@ from fraudops.cli import app
 from fraudops.errors import NotEnoughDataError
 from fraudops.learn.artifact import load_model_dir
 from fraudops.learn.jobs import evaluate_model, train_model
-from tests.unit.learn.conftest import TINY_TRAIN_START, TrainedLake
+from tests.conftest import TINY_TRAIN_START, TrainedLake
 
 
 def test_saved_model_round_trips(trained_lake: TrainedLake) -> None:

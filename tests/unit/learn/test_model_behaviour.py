@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from fraudops.decide.scorer import LightGBMScorer
 from fraudops.learn.dataset import feature_definition, load_feature_table
-from tests.unit.learn.conftest import TrainedLake
+from tests.conftest import TrainedLake
 
 TEST_WEEK = (date(2018, 6, 3), date(2018, 6, 9))
 
