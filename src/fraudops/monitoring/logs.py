@@ -110,15 +110,23 @@ def _scrub(key: str, value: Any) -> Any:
     """``value`` with secrets redacted and card numbers masked, recursively."""
     if is_secret_key(key):
         return REDACTED
-    if isinstance(value, str):
-        return mask_pans(value)
-    if isinstance(value, int) and not isinstance(value, bool):
+    kind = type(value)
+    # Exact-type checks first: they are the common cases and far cheaper than isinstance
+    # against ABCs, and this runs for every field of every line.
+    if kind is str:
+        return mask_pans(value) if len(value) >= _PAN_MIN_DIGITS else value
+    if kind is float or kind is bool or value is None:
+        return value
+    if kind is int:
         # A card number logged as an int is still a card number.
         if value >= 10 ** (_PAN_MIN_DIGITS - 1):
             text = str(value)
             masked = mask_pans(text)
             return value if masked == text else masked
         return value
+    if isinstance(value, str):  # str subclasses, such as StrEnum members
+        masked = mask_pans(value)
+        return value if masked == value else masked
     if isinstance(value, Mapping):
         return {k: _scrub(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -126,11 +134,15 @@ def _scrub(key: str, value: Any) -> Any:
     return value
 
 
+# Keys the processors add themselves, holding nothing a caller passed in.
+_OWN_KEYS = frozenset({"timestamp", "level", "logger", "trace_id", "span_id"})
+
+
 def scrub_sensitive(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """Processor: redact secret-named keys and mask card numbers anywhere in the event."""
     for key, value in event_dict.items():
-        if key.startswith("_"):
-            # structlog's own bookkeeping (the stdlib record), never rendered.
+        # Leading "_": structlog's own bookkeeping (the stdlib record), never rendered.
+        if key in _OWN_KEYS or key.startswith("_"):
             continue
         event_dict[key] = _scrub(key, value)
     return event_dict

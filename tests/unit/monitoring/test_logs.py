@@ -25,6 +25,7 @@ from fraudops.monitoring.logs import (
     mask_pans,
 )
 from fraudops.monitoring.tracing import current_span_id, current_trace_id, tracer_provider
+from fraudops.types import Action
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +54,7 @@ def test_a_line_has_timestamp_level_event_and_logger() -> None:
     """Each call writes one JSON object with an ISO UTC timestamp, level, event and logger."""
     stream = io.StringIO()
     configure_logging(stream=stream)
-    get_logger("fraudops.test").info("decided", action="approve")
+    get_logger("fraudops.test").info("decided", action=Action.APPROVE)
     [line] = lines(stream)
     timestamp = line.pop("timestamp")
     expected = {"event": "decided", "level": "info", "logger": "fraudops.test", "action": "approve"}
