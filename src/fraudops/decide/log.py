@@ -1,0 +1,495 @@
+"""The append-only decision log: every decision with what it was made from, kept in SQL.
+
+A :class:`DecisionRecord` is the audit record of one decision (what was decided, on which
+transaction, from which features, when) and, once its label arrives, a row of training
+data. :class:`DecisionStore` is the seam; :class:`SqlDecisionStore` keeps records and labels
+in SQLite (the embedded default) or PostgreSQL (scaled out), chosen by the URL alone.
+
+Writes are idempotent: a decision is keyed by its transaction id and a label by
+``(transaction_id, source, known_at)``, and a re-write of either is ignored (first wins), so
+a replay after an outage or a crash can never duplicate a row.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from fraudops.errors import ConfigError, StoreError
+from fraudops.types import Action, Decision, Label, LabelSource, Reason, Transaction
+
+_log = structlog.get_logger("fraudops.decision_log")
+
+_SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
+_POSTGRES_DRIVERS = frozenset({"postgresql", "postgresql+psycopg"})
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One decision with what it was made from: the audit record and later training data.
+
+    ``features`` are the values actually served, or None when the feature store failed.
+    JSON has no NaN or infinity, so a non-finite feature is kept as None (the record holds
+    exactly what the log will give back); values are plain floats and the mapping is a
+    copy, so a caller changing its dict later cannot change the record. ``decided_at`` must
+    be timezone-aware and is kept in UTC.
+    """
+
+    decision: Decision
+    transaction: Transaction
+    features: Mapping[str, float | None] | None
+    decided_at: datetime
+    trace_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.decided_at.tzinfo is None:
+            raise ValueError("DecisionRecord.decided_at must be timezone-aware")
+        if self.decision.transaction_id != self.transaction.transaction_id:
+            raise ValueError(
+                f"decision {self.decision.transaction_id!r} is not about "
+                f"transaction {self.transaction.transaction_id!r}"
+            )
+        object.__setattr__(self, "decided_at", self.decided_at.astimezone(UTC))
+        if self.features is not None:
+            object.__setattr__(self, "features", _finite(self.features))
+
+    @property
+    def transaction_id(self) -> str:
+        """The id of the transaction decided on: the record's key."""
+        return self.decision.transaction_id
+
+    def encode(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict (datetimes as ISO 8601 with their offset)."""
+        decision = self.decision
+        return {
+            "decision": {
+                "transaction_id": decision.transaction_id,
+                "action": decision.action.value,
+                "score": float(decision.score),
+                "reasons": _encode_reasons(decision.reasons),
+                "model_version": decision.model_version,
+                "latency_ms": float(decision.latency_ms),
+                "degraded": decision.degraded,
+                "degraded_reason": decision.degraded_reason,
+                "rule_hits": list(decision.rule_hits),
+                "source": decision.source,
+            },
+            "transaction": _encode_transaction(self.transaction),
+            "features": self.features,
+            "decided_at": self.decided_at.isoformat(),
+            "trace_id": self.trace_id,
+        }
+
+    @classmethod
+    def decode(cls, data: Mapping[str, Any]) -> DecisionRecord:
+        """The record :meth:`encode` made ``data`` from."""
+        decision = data["decision"]
+        return cls(
+            decision=Decision(
+                transaction_id=decision["transaction_id"],
+                action=Action(decision["action"]),
+                score=float(decision["score"]),
+                reasons=_decode_reasons(decision["reasons"]),
+                model_version=decision["model_version"],
+                latency_ms=float(decision["latency_ms"]),
+                degraded=decision["degraded"],
+                degraded_reason=decision["degraded_reason"],
+                rule_hits=tuple(decision["rule_hits"]),
+                source=decision["source"],
+            ),
+            transaction=_decode_transaction(data["transaction"]),
+            features=data["features"],
+            decided_at=datetime.fromisoformat(data["decided_at"]),
+            trace_id=data["trace_id"],
+        )
+
+
+def encode_label(label: Label) -> dict[str, Any]:
+    """A label as a JSON-ready dict."""
+    return {
+        "transaction_id": label.transaction_id,
+        "is_fraud": label.is_fraud,
+        "source": label.source.value,
+        "known_at": label.known_at.isoformat(),
+    }
+
+
+def decode_label(data: Mapping[str, Any]) -> Label:
+    """The label :func:`encode_label` made ``data`` from."""
+    return Label(
+        transaction_id=data["transaction_id"],
+        is_fraud=bool(data["is_fraud"]),
+        source=LabelSource(data["source"]),
+        known_at=datetime.fromisoformat(data["known_at"]),
+    )
+
+
+class DecisionStore(Protocol):
+    """Where decision records and labels are kept for audit and training."""
+
+    def write(self, decisions: Sequence[DecisionRecord], labels: Sequence[Label] = ()) -> None:
+        """Store records and labels durably, ignoring ones already stored; StoreError if not."""
+        ...
+
+    def get(self, transaction_id: str) -> DecisionRecord | None:
+        """The record of one transaction's decision, None if there is none."""
+        ...
+
+    def count(self) -> int:
+        """How many decision records are stored."""
+        ...
+
+    def ping(self) -> None:
+        """Return if the database answers; raise StoreError if not."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+_metadata = sa.MetaData()
+# PostgreSQL keeps JSON as JSONB so audits can query into features and reasons.
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+_UTC_TIME = sa.DateTime(timezone=True)
+
+_decisions = sa.Table(
+    "decisions",
+    _metadata,
+    sa.Column("transaction_id", sa.String, primary_key=True),
+    sa.Column("decided_at", _UTC_TIME, nullable=False, index=True),
+    sa.Column("tx_timestamp", _UTC_TIME, nullable=False),
+    sa.Column("customer_id", sa.String, nullable=False, index=True),
+    sa.Column("terminal_id", sa.String, nullable=False),
+    sa.Column("amount", sa.Float, nullable=False),
+    sa.Column("currency", sa.String, nullable=False),
+    sa.Column("transaction", _JSON, nullable=False),
+    sa.Column("features", _JSON, nullable=True),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("reasons", _JSON, nullable=False),
+    sa.Column("rule_hits", _JSON, nullable=False),
+    sa.Column("model_version", sa.String, nullable=False),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("degraded", sa.Boolean, nullable=False),
+    sa.Column("degraded_reason", sa.String, nullable=True),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("trace_id", sa.String, nullable=True),
+)
+
+_labels = sa.Table(
+    "labels",
+    _metadata,
+    # SQLite only autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("transaction_id", sa.String, nullable=False, index=True),
+    sa.Column("is_fraud", sa.Boolean, nullable=False),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("known_at", _UTC_TIME, nullable=False),
+    sa.Column("received_at", _UTC_TIME, nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("transaction_id", "source", "known_at", name="uq_labels_label"),
+)
+
+
+class SqlDecisionStore:
+    """The decision log in SQLite (``sqlite:///path``) or PostgreSQL (``postgresql://…``).
+
+    Written with SQLAlchemy Core, not the ORM: this is the hot write path, and a batch is
+    one ``INSERT … ON CONFLICT DO NOTHING`` executemany in one transaction. SQLite runs in
+    WAL mode with full sync, so a write is durable when it returns and readers do not block
+    the writer; its file's folder is created. PostgreSQL goes through psycopg 3 with a
+    connect timeout, and every pooled connection is pinged before use, so a restarted
+    database is reconnected rather than failing the next write.
+
+    Tables are created if missing (``metadata.create_all``); Alembic migrations replace
+    this in a later issue. If the database is down when the store is built, the store is
+    still built and creating the tables is retried by the next call, so a service can start
+    (and buffer decisions) during an outage. Every database failure is a StoreError.
+    """
+
+    def __init__(self, url: str, *, connect_timeout_s: float = 2.0) -> None:
+        self.url = url
+        self._engine = _create_engine(url, connect_timeout_s)
+        self._schema_lock = threading.Lock()
+        self._schema_ready = threading.Event()
+        insert = sqlite.insert if self._engine.dialect.name == "sqlite" else postgresql.insert
+        self._insert_decisions = insert(_decisions).on_conflict_do_nothing()
+        self._insert_labels = insert(_labels).on_conflict_do_nothing()
+        try:
+            self._ensure_schema()
+        except StoreError as exc:
+            _log.warning("decision_log.schema_deferred", error=str(exc))
+
+    def write(self, decisions: Sequence[DecisionRecord], labels: Sequence[Label] = ()) -> None:
+        """Store records and labels in one transaction; already stored ones are ignored."""
+        if not decisions and not labels:
+            return
+        decision_rows = [_decision_row(record) for record in decisions]
+        label_rows = [_label_row(label) for label in labels]
+        self._ensure_schema()
+        try:
+            with self._engine.begin() as connection:
+                if decision_rows:
+                    connection.execute(self._insert_decisions, decision_rows)
+                if label_rows:
+                    connection.execute(self._insert_labels, label_rows)
+        except SQLAlchemyError as exc:
+            raise _store_error("write", exc) from exc
+
+    def get(self, transaction_id: str) -> DecisionRecord | None:
+        """The record of one transaction's decision, None if there is none."""
+        self._ensure_schema()
+        query = sa.select(_decisions).where(_decisions.c.transaction_id == transaction_id)
+        try:
+            with self._engine.connect() as connection:
+                row = connection.execute(query).mappings().first()
+        except SQLAlchemyError as exc:
+            raise _store_error("get", exc) from exc
+        return None if row is None else _record_from_row(row)
+
+    def labels(self, transaction_id: str) -> tuple[Label, ...]:
+        """The labels stored for one transaction, in the order they were stored."""
+        self._ensure_schema()
+        query = (
+            sa.select(_labels)
+            .where(_labels.c.transaction_id == transaction_id)
+            .order_by(_labels.c.id)
+        )
+        try:
+            with self._engine.connect() as connection:
+                rows = connection.execute(query).mappings().all()
+        except SQLAlchemyError as exc:
+            raise _store_error("labels", exc) from exc
+        return tuple(
+            Label(
+                transaction_id=row["transaction_id"],
+                is_fraud=row["is_fraud"],
+                source=LabelSource(row["source"]),
+                known_at=_as_utc(row["known_at"]),
+            )
+            for row in rows
+        )
+
+    def count(self) -> int:
+        """How many decision records are stored."""
+        self._ensure_schema()
+        try:
+            with self._engine.connect() as connection:
+                total = connection.execute(
+                    sa.select(sa.func.count()).select_from(_decisions)
+                ).scalar_one()
+        except SQLAlchemyError as exc:
+            raise _store_error("count", exc) from exc
+        return int(total)
+
+    def ping(self) -> None:
+        """Return if the database answers; raise StoreError if not."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise _store_error("ping", exc) from exc
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ready.is_set():
+            return
+        with self._schema_lock:
+            if self._schema_ready.is_set():
+                return
+            try:
+                _metadata.create_all(self._engine, checkfirst=True)
+            except SQLAlchemyError as exc:
+                raise _store_error("create tables", exc) from exc
+            self._schema_ready.set()
+
+
+def _create_engine(url: str, connect_timeout_s: float) -> sa.Engine:
+    try:
+        parsed = sa.make_url(url)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"decision log URL is malformed: {exc}") from exc
+    options: dict[str, Any] = {
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
+    }
+    if parsed.drivername in _SQLITE_DRIVERS:
+        database = parsed.database or ":memory:"
+        if database == ":memory:":
+            # One shared connection, or every pooled connection would see its own empty DB.
+            options["poolclass"] = StaticPool
+            options["connect_args"] = {"check_same_thread": False}
+        else:
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of {database}: {exc}") from exc
+            options["connect_args"] = {"timeout": connect_timeout_s}
+        engine = sa.create_engine(parsed, **options)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.drivername in _POSTGRES_DRIVERS:
+        # libpq counts whole seconds and treats anything under 2 as 2.
+        timeout = max(2, math.ceil(connect_timeout_s))
+        return sa.create_engine(
+            parsed.set(drivername="postgresql+psycopg"),
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": timeout},
+            **options,
+        )
+    raise ConfigError(
+        f"decision log URL {parsed.drivername}:// is not supported: "
+        "use sqlite:///path or postgresql+psycopg://…"
+    )
+
+
+def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL makes each commit fsync the WAL: "durable on return", not only crash-safe.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def _store_error(operation: str, exc: SQLAlchemyError) -> StoreError:
+    # The DBAPI's own message, not SQLAlchemy's, which repeats the SQL and the parameters.
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return StoreError(f"decision log {operation} failed: {type(cause).__name__}: {first_line}")
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _finite(features: Mapping[str, float | None]) -> dict[str, float | None]:
+    return {
+        name: float(value) if value is not None and math.isfinite(value) else None
+        for name, value in features.items()
+    }
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite gives back naive datetimes (stored as UTC); PostgreSQL, its session's zone.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _encode_reasons(reasons: Sequence[Reason]) -> list[dict[str, Any]]:
+    return [{"code": reason.code, "contribution": float(reason.contribution)} for reason in reasons]
+
+
+def _decode_reasons(data: Sequence[Mapping[str, Any]]) -> tuple[Reason, ...]:
+    return tuple(Reason(item["code"], float(item["contribution"])) for item in data)
+
+
+def _encode_transaction(tx: Transaction) -> dict[str, Any]:
+    return {
+        "transaction_id": tx.transaction_id,
+        "timestamp": tx.timestamp.isoformat(),
+        "customer_id": tx.customer_id,
+        "terminal_id": tx.terminal_id,
+        "amount": float(tx.amount),
+        "currency": tx.currency,
+        "channel": tx.channel,
+        "country": tx.country,
+        "merchant_category": tx.merchant_category,
+        "terminal_x": _optional_float(tx.terminal_x),
+        "terminal_y": _optional_float(tx.terminal_y),
+    }
+
+
+def _decode_transaction(data: Mapping[str, Any]) -> Transaction:
+    return Transaction(
+        transaction_id=data["transaction_id"],
+        timestamp=datetime.fromisoformat(data["timestamp"]),
+        customer_id=data["customer_id"],
+        terminal_id=data["terminal_id"],
+        amount=float(data["amount"]),
+        currency=data["currency"],
+        channel=data["channel"],
+        country=data["country"],
+        merchant_category=data["merchant_category"],
+        terminal_x=_optional_float(data["terminal_x"]),
+        terminal_y=_optional_float(data["terminal_y"]),
+    )
+
+
+def _optional_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _decision_row(record: DecisionRecord) -> dict[str, Any]:
+    decision, tx = record.decision, record.transaction
+    return {
+        "transaction_id": decision.transaction_id,
+        "decided_at": record.decided_at,
+        # SQLite stores the wall-clock digits and drops the offset, so always bind UTC.
+        "tx_timestamp": tx.timestamp.astimezone(UTC),
+        "customer_id": tx.customer_id,
+        "terminal_id": tx.terminal_id,
+        "amount": float(tx.amount),
+        "currency": tx.currency,
+        "transaction": _encode_transaction(tx),
+        "features": record.features,
+        "score": float(decision.score),
+        "action": decision.action.value,
+        "reasons": _encode_reasons(decision.reasons),
+        "rule_hits": list(decision.rule_hits),
+        "model_version": decision.model_version,
+        "source": decision.source,
+        "degraded": decision.degraded,
+        "degraded_reason": decision.degraded_reason,
+        "latency_ms": float(decision.latency_ms),
+        "trace_id": record.trace_id,
+    }
+
+
+def _label_row(label: Label) -> dict[str, Any]:
+    return {
+        "transaction_id": label.transaction_id,
+        "is_fraud": label.is_fraud,
+        "source": label.source.value,
+        "known_at": label.known_at.astimezone(UTC),
+    }
+
+
+def _record_from_row(row: sa.RowMapping) -> DecisionRecord:
+    return DecisionRecord(
+        decision=Decision(
+            transaction_id=row["transaction_id"],
+            action=Action(row["action"]),
+            score=row["score"],
+            reasons=_decode_reasons(row["reasons"]),
+            model_version=row["model_version"],
+            latency_ms=row["latency_ms"],
+            degraded=row["degraded"],
+            degraded_reason=row["degraded_reason"],
+            rule_hits=tuple(row["rule_hits"]),
+            source=row["source"],
+        ),
+        transaction=_decode_transaction(row["transaction"]),
+        features=row["features"],
+        decided_at=_as_utc(row["decided_at"]),
+        trace_id=row["trace_id"],
+    )
