@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from fraudops.cli import _demo, _ingest, _learn, _simulate
+from fraudops.cli import _demo, _ingest, _learn, _serve, _simulate
 
 app = typer.Typer(
     name="fraudops",
-    help="Real-time card-fraud detection: simulate, ingest, train, evaluate, demo.",
+    help="Real-time card-fraud detection: simulate, ingest, train, evaluate, serve, demo.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -18,5 +18,7 @@ app.command("ingest")(_ingest.ingest)
 app.command("train")(_learn.train)
 app.command("evaluate")(_learn.evaluate)
 app.command("demo")(_demo.demo)
+app.command("serve")(_serve.serve)
+app.add_typer(_serve.keys, name="keys")
 
 __all__ = ["app"]

@@ -25,7 +25,7 @@ import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 
-from fraudops.errors import ModelError
+from fraudops.errors import InvalidScoreError, ModelError
 from fraudops.learn.artifact import load_model_dir
 from fraudops.types import Reason
 
@@ -53,7 +53,7 @@ class Scorer(Protocol):
 
 def _checked(value: float, version: str) -> float:
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ModelError(f"model {version} returned an invalid score {value!r}")
+        raise InvalidScoreError(f"model {version} returned an invalid score {value!r}")
     return value
 
 

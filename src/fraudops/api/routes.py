@@ -1,0 +1,233 @@
+"""The decision API: transactions in (one or a batch), decisions and labels.
+
+A well-formed transaction always gets a decision, never a 5xx: if the decision path itself
+breaks (a bug, not a dependency — those are handled by the fallback chain), the route
+answers from the static policy and says so.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+from fastapi import APIRouter, Request
+from pydantic import TypeAdapter, ValidationError
+
+from fraudops.api.responses import JsonBytes, field_problems, problem
+from fraudops.api.schemas import (
+    BatchOut,
+    DecisionOut,
+    LabelIn,
+    LabelOut,
+    Problem,
+    TransactionIn,
+)
+from fraudops.types import Decision, Transaction
+
+if TYPE_CHECKING:
+    from fraudops.api.wiring import Runtime
+
+log = structlog.get_logger("fraudops.api")
+
+router = APIRouter(prefix="/v1")
+
+_NDJSON = ("application/x-ndjson", "application/jsonl", "application/json-seq", "text/plain")
+_TRANSACTION = TypeAdapter(TransactionIn)
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Missing or invalid API key."},
+    422: {"model": Problem, "description": "The request names each bad field."},
+}
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _transaction_body(schema: dict[str, Any], *, batch: bool) -> dict[str, Any]:
+    if not batch:
+        return {"content": {"application/json": {"schema": schema}}, "required": True}
+    array = {"type": "array", "items": schema}
+    return {
+        "content": {
+            "application/json": {"schema": array},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+        "required": True,
+    }
+
+
+_TX_SCHEMA = TransactionIn.model_json_schema()
+
+
+async def _decide(runtime: Runtime, tx: Transaction) -> tuple[Decision, bool]:
+    service = runtime.service
+    try:
+        return await service.decide(tx)
+    except Exception as exc:  # the last line of "never 5xx": a bug must not drop a payment
+        log.exception("decision_path_failed", transaction_id=tx.transaction_id)
+        action, score = service.static.decide(tx)
+        decision = Decision(
+            transaction_id=tx.transaction_id,
+            action=action,
+            score=score,
+            reasons=(),
+            model_version="static",
+            latency_ms=0.0,
+            degraded=True,
+            degraded_reason=f"service:{type(exc).__name__}",
+            source="static",
+        )
+        runtime.metrics.decisions.labels(action=action, source="static").inc()
+        runtime.metrics.fallbacks.labels(step="service", reason="internal_error").inc()
+        return decision, False
+
+
+def _parse_one(body: bytes) -> TransactionIn | JsonBytes:
+    try:
+        return _TRANSACTION.validate_json(body)
+    except ValidationError as exc:
+        return problem(422, "invalid transaction", field_problems(exc.errors()))
+
+
+@router.post(
+    "/transactions",
+    response_model=DecisionOut,
+    responses=_ERRORS,
+    openapi_extra={"requestBody": _transaction_body(_TX_SCHEMA, batch=False)},
+    summary="Decide one transaction",
+)
+async def post_transaction(request: Request) -> JsonBytes:
+    """Decide one transaction; a retry with the same id returns the first decision."""
+    runtime = _runtime(request)
+    tracer = runtime.service.tracer
+    with tracer.start_as_current_span("transaction") as span:
+        with runtime.service.stage("validate"):
+            parsed = _parse_one(await request.body())
+        if isinstance(parsed, JsonBytes):
+            runtime.metrics.dead_letters.labels(stage="api", reason="invalid_transaction").inc()
+            return parsed
+        span.set_attribute("fraudops.transaction_id", parsed.transaction_id)
+        decision, _ = await _decide(runtime, parsed.to_transaction())
+        return JsonBytes(DecisionOut.of(decision))
+
+
+def _batch_items(request: Request, body: bytes) -> list[Any] | JsonBytes:
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if content_type in _NDJSON:
+        items: list[Any] = []
+        for line in body.splitlines():
+            if not line.strip():
+                continue
+            try:
+                items.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                items.append(_MalformedLine())
+        return items
+    if content_type != "application/json":
+        return problem(415, f"send application/json or application/x-ndjson, not {content_type}")
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return problem(
+            422, "the body is not valid JSON", [{"field": "(body)", "message": str(exc)}]
+        )
+    if not isinstance(parsed, list):
+        return problem(
+            422, "a batch is a JSON array", [{"field": "(body)", "message": "expected an array"}]
+        )
+    return parsed
+
+
+class _MalformedLine:
+    """An NDJSON line that is not JSON."""
+
+
+@router.post(
+    "/transactions:batch",
+    response_model=BatchOut,
+    responses={**_ERRORS, 413: {"model": Problem, "description": "Too many items."}},
+    openapi_extra={"requestBody": _transaction_body(_TX_SCHEMA, batch=True)},
+    summary="Decide many transactions (JSON array or NDJSON)",
+)
+async def post_batch(request: Request) -> JsonBytes:
+    """Decide each item in order; a bad item is rejected alone, the others are decided."""
+    runtime = _runtime(request)
+    items = _batch_items(request, await request.body())
+    if isinstance(items, JsonBytes):
+        return items
+    limit = request.app.state.batch_max_items
+    if len(items) > limit:
+        return problem(413, f"a batch holds at most {limit} items, got {len(items)}")
+    results: list[dict[str, Any]] = []
+    accepted = duplicates = rejected = 0
+    with runtime.service.tracer.start_as_current_span("batch"):
+        for index, item in enumerate(items):
+            if isinstance(item, _MalformedLine):
+                problems = [{"field": "(line)", "message": "not valid JSON"}]
+            else:
+                try:
+                    parsed = TransactionIn.model_validate(item)
+                except ValidationError as exc:
+                    problems = field_problems(exc.errors())
+                else:
+                    decision, duplicate = await _decide(runtime, parsed.to_transaction())
+                    duplicates += duplicate
+                    accepted += not duplicate
+                    results.append(
+                        {
+                            "index": index,
+                            "status": "duplicate" if duplicate else "decided",
+                            "decision": DecisionOut.of(decision),
+                            "errors": [],
+                        }
+                    )
+                    continue
+            rejected += 1
+            runtime.metrics.dead_letters.labels(stage="api", reason="invalid_transaction").inc()
+            results.append(
+                {"index": index, "status": "rejected", "decision": None, "errors": problems}
+            )
+    return JsonBytes(
+        {
+            "received": len(items),
+            "accepted": accepted,
+            "duplicates": duplicates,
+            "rejected": rejected,
+            "results": results,
+        }
+    )
+
+
+@router.get(
+    "/decisions/{transaction_id}",
+    response_model=DecisionOut,
+    responses={**_ERRORS, 404: {"model": Problem}, 503: {"model": Problem}},
+    summary="The decision made for a transaction",
+)
+async def get_decision(transaction_id: str, request: Request) -> JsonBytes:
+    """The first decision for ``transaction_id``: from memory if recent, else the log."""
+    decision = await _runtime(request).service.lookup(transaction_id)
+    if decision is None:
+        return problem(404, f"no decision for transaction {transaction_id!r}")
+    return JsonBytes(DecisionOut.of(decision))
+
+
+@router.post(
+    "/labels",
+    response_model=LabelOut,
+    status_code=202,
+    responses=_ERRORS,
+    summary="A verdict or chargeback for a transaction",
+)
+async def post_label(label: LabelIn, request: Request) -> JsonBytes:
+    """Store the label for training and apply it to terminal risk, as of its ``known_at``."""
+    outcome = await _runtime(request).service.learn(label.to_label())
+    body = LabelOut(
+        transaction_id=label.transaction_id,
+        stored=outcome.stored,
+        applied=outcome.applied,
+        reason=outcome.reason,
+    )
+    return JsonBytes(body.model_dump(), status_code=202)

@@ -1,0 +1,266 @@
+"""Assembling the decision service from settings: the one place its parts are chosen.
+
+``build_runtime`` reads ``Settings`` and returns plain objects; nothing below it reads
+configuration. Tests build a runtime the same way and swap a part (a scorer that hangs, a
+store behind a cut proxy) before handing it to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+from fraudops.clock import Clock, SystemClock
+from fraudops.decide.guard import ScoreGuard
+from fraudops.decide.log import SqlDecisionStore
+from fraudops.decide.log_buffer import BufferedDecisionLog
+from fraudops.decide.models import ServedModel
+from fraudops.decide.policy import Policy
+from fraudops.decide.rules import RuleSet
+from fraudops.decide.scorer import LightGBMScorer, Scorer
+from fraudops.decide.service import DecisionService, Limits
+from fraudops.decide.static import StaticPolicy
+from fraudops.errors import FraudopsError, ModelError
+from fraudops.features.definition import FeatureDefinition, feature_definition
+from fraudops.features.online import OnlineFeatures
+from fraudops.features.state import FeatureState, InMemoryFeatureState
+from fraudops.monitoring.metrics import Metrics
+from fraudops.monitoring.tracing import tracer_provider
+from fraudops.resilience import BreakerState, CircuitBreaker
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from fraudops.decide.log import DecisionStore
+    from fraudops.settings import Settings
+    from fraudops.types import Decision
+
+log = structlog.get_logger("fraudops.service")
+
+
+@dataclass
+class Runtime:
+    """Everything a running service holds, so it can be started, probed and closed."""
+
+    service: DecisionService
+    metrics: Metrics
+    provider: TracerProvider
+    state: FeatureState
+    store: DecisionStore
+    log: BufferedDecisionLog
+    models_wanted: tuple[str, ...]
+    warmup_rows: int
+    ready: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        """Warm up, start the log's flusher and mark the service ready."""
+        self.log.start()
+        self.service.warm_up(self.warmup_rows)
+        self.ready = bool(self.service.models)
+        self.metrics.ready.set(1 if self.ready else 0)
+        log.info(
+            "service_started",
+            models=[f"{m.role}={m.version}" for m in self.service.models],
+            notes=self.notes,
+            ready=self.ready,
+        )
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop taking work, write every decision, release every resource."""
+        self.ready = False
+        self.metrics.ready.set(0)
+        self.service.close()
+        self.log.close(timeout_s)
+        self.store.close()
+        closer = getattr(self.state, "close", None)
+        if callable(closer):
+            closer()
+        self.provider.shutdown()
+        log.info("service_stopped", spilled=self.log.spilled)
+
+    async def probe_state(self, timeout_s: float) -> tuple[bool, str]:
+        """Whether the feature store answers within ``timeout_s``."""
+        ping = getattr(self.state, "ping", None)
+        if not callable(ping):
+            return True, "in memory"
+        try:
+            await asyncio.wait_for(asyncio.to_thread(ping), timeout_s)
+        except (FraudopsError, TimeoutError) as exc:
+            return False, f"unreachable: {exc}"
+        return True, "reachable"
+
+    async def probe_log(self, timeout_s: float) -> tuple[bool, str]:
+        """Whether the decision log's database answers within ``timeout_s``."""
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.store.ping), timeout_s)
+        except (FraudopsError, TimeoutError) as exc:
+            return False, f"unreachable, buffering ({self.log.depth} waiting): {exc}"
+        return True, f"reachable, {self.log.depth} waiting"
+
+
+def _state(settings: Settings) -> FeatureState:
+    if settings.state.backend == "redis":
+        from fraudops.features.redis_state import RedisFeatureState
+
+        return RedisFeatureState.from_url(
+            settings.state.redis_url,
+            prefix=settings.state.key_prefix,
+            timeout_s=settings.service.store_timeout_ms / 1000.0,
+        )
+    return InMemoryFeatureState()
+
+
+def load_scorers(settings: Settings, definition: FeatureDefinition) -> list[tuple[str, Scorer]]:
+    """The champion and the last known good model that load; a failure is logged, not fatal."""
+    wanted = [("champion", settings.model_dir)]
+    if settings.service.fallback_model_dir is not None:
+        wanted.append(("last_good", settings.service.fallback_model_dir))
+    scorers: list[tuple[str, Scorer]] = []
+    for role, path in wanted:
+        try:
+            scorer = LightGBMScorer.from_model_dir(
+                path, definition_hash=definition.definition_hash()
+            )
+        except ModelError as exc:
+            log.error("model_not_loaded", role=role, path=str(path), error=str(exc))
+            continue
+        scorers.append((role, scorer))
+    return scorers
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    scorers: list[tuple[str, Scorer]] | None = None,
+    state: FeatureState | None = None,
+    store: DecisionStore | None = None,
+    span_exporter: SpanExporter | None = None,
+    clock: Clock | None = None,
+) -> Runtime:
+    """The service's parts, from ``settings``; any part may be passed in instead."""
+    metrics = Metrics()
+    provider = tracer_provider(
+        settings.observability.service_name,
+        otlp_endpoint=settings.observability.otlp_endpoint,
+        exporter=span_exporter,
+    )
+    definition = feature_definition(settings.features.label_delay_days)
+    notes: list[str] = []
+    if scorers is None:
+        scorers = load_scorers(settings, definition)
+    if not scorers:
+        notes.append("no model loaded: rules and the static policy decide")
+    elif scorers[0][0] != "champion":
+        notes.append("champion not loaded: serving the last known good model")
+
+    def on_state_change(name: str, old: BreakerState, new: BreakerState) -> None:
+        metrics.set_breaker_state(name, new.value)
+        event = log.warning if new is not BreakerState.CLOSED else log.info
+        event("breaker_state_changed", breaker=name, old=old.value, new=new.value)
+
+    def breaker(name: str) -> CircuitBreaker:
+        made = CircuitBreaker(
+            name,
+            failure_threshold=settings.breaker.failure_threshold,
+            reset_timeout_s=settings.breaker.reset_timeout_s,
+            on_state_change=on_state_change,
+        )
+        metrics.set_breaker_state(name, made.state.value)
+        return made
+
+    models = [
+        ServedModel(
+            role,
+            scorer,
+            definition.names,
+            breaker=breaker(role),
+            guard=ScoreGuard(settings.score_guard.constant_run),
+        )
+        for role, scorer in scorers
+    ]
+    for model in models:
+        metrics.set_model(model.role, model.version)
+
+    state = state if state is not None else _state(settings)
+    store = store if store is not None else SqlDecisionStore(settings.decision_log.url)
+    settings.decision_log.spill_dir.mkdir(parents=True, exist_ok=True)
+    decision_log = BufferedDecisionLog(
+        store,
+        buffer_size=settings.decision_log.buffer_size,
+        batch_size=settings.decision_log.batch_size,
+        flush_interval_s=settings.decision_log.flush_interval_ms / 1000.0,
+        spill_dir=settings.decision_log.spill_dir,
+        on_depth=metrics.decision_log_depth.set,
+        on_spill=_on_spill(metrics),
+        on_flush_error=_on_flush_error(metrics),
+        on_written=metrics.decision_log_written.inc,
+    )
+    service_settings = settings.service
+    service = DecisionService(
+        features=OnlineFeatures(definition, state),
+        models=models,
+        policy=Policy.from_settings(settings.policy),
+        rules=RuleSet.load(service_settings.rules_file, known_features=definition.names),
+        static=StaticPolicy(service_settings.static_review_amount),
+        log=decision_log,
+        metrics=metrics,
+        tracer=provider.get_tracer("fraudops.decide"),
+        clock=clock or SystemClock(),
+        store_breaker=breaker("feature_store"),
+        limits=Limits(
+            deadline_s=service_settings.deadline_ms / 1000.0,
+            model_timeout_s=service_settings.model_timeout_ms / 1000.0,
+            store_timeout_s=service_settings.store_timeout_ms / 1000.0,
+            max_in_flight=service_settings.max_in_flight,
+        ),
+        recent_capacity=service_settings.recent_decisions,
+        on_decision=_log_decision,
+    )
+    return Runtime(
+        service=service,
+        metrics=metrics,
+        provider=provider,
+        state=state,
+        store=store,
+        log=decision_log,
+        models_wanted=tuple(role for role, _ in scorers),
+        warmup_rows=service_settings.warmup_rows,
+        notes=notes,
+    )
+
+
+def _log_decision(decision: Decision, trace_id: str | None) -> None:
+    fields = {
+        "transaction_id": decision.transaction_id,
+        "action": decision.action.value,
+        "source": decision.source,
+        "score": round(decision.score, 6),
+        "model_version": decision.model_version,
+        "latency_ms": round(decision.latency_ms, 3),
+    }
+    if decision.degraded:
+        log.warning("decision_degraded", degraded_reason=decision.degraded_reason, **fields)
+    else:
+        log.info("decision", **fields)
+
+
+def _on_spill(metrics: Metrics) -> Callable[[int], None]:
+    def on_spill(count: int) -> None:
+        metrics.decision_log_spilled.inc(count)
+        log.error("decision_log_spilled", records=count)
+
+    return on_spill
+
+
+def _on_flush_error(metrics: Metrics) -> Callable[[Exception], None]:
+    def on_flush_error(error: Exception) -> None:
+        metrics.decision_log_errors.inc()
+        log.error("decision_log_write_failed", error=str(error))
+
+    return on_flush_error

@@ -1,0 +1,401 @@
+"""The decision service's core: every transaction answered within its deadline, safely.
+
+One decision runs under a ``Deadline``:
+
+1. **features** — the online state, on its own thread, under the store's timeout and
+   breaker; the transaction joins the card's history here;
+2. **score** — the fallback chain: champion model → last known good model → rules →
+   static policy. Each model runs under its own timeout, breaker and score guard. Rules
+   answer only when they could judge the transaction (a rule needing a feature the store
+   could not give leaves them unsure), and the static policy always answers;
+3. **rules** marked ``always`` run beside the model and may escalate its action;
+4. **log** — the decision and the features served go to the buffered decision log, which
+   never blocks.
+
+Above ``max_in_flight`` concurrent decisions the service sheds: it answers at once from
+rules on the transaction alone (or the static policy), without touching the state, rather
+than queueing into the deadline. Every fallback, shed request and breaker transition is a
+metric and a log event, and a decision that did not come from the champion says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fraudops.decide.log import DecisionRecord
+from fraudops.decide.models import Scored, ServedModel
+from fraudops.decide.recent import RecentDecisions
+from fraudops.errors import FraudopsError
+from fraudops.monitoring.tracing import current_trace_id
+from fraudops.resilience import (
+    Attempt,
+    CircuitBreaker,
+    Deadline,
+    FallbackChain,
+    LoadShedder,
+    reason_of,
+)
+from fraudops.types import Action, Decision, Label, Transaction
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
+    from fraudops.clock import Clock
+    from fraudops.decide.log_buffer import BufferedDecisionLog
+    from fraudops.decide.policy import Policy
+    from fraudops.decide.rules import RuleOutcome, RuleSet
+    from fraudops.decide.static import StaticPolicy
+    from fraudops.features.online import OnlineFeatures
+    from fraudops.monitoring.metrics import Metrics
+
+_SEVERITY = {Action.APPROVE: 0, Action.REVIEW: 1, Action.DECLINE: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The time and concurrency limits every decision runs under."""
+
+    deadline_s: float = 0.050
+    model_timeout_s: float = 0.020
+    store_timeout_s: float = 0.020
+    max_in_flight: int = 64
+    top_reasons: int = 3
+    explain: frozenset[Action] = frozenset({Action.REVIEW, Action.DECLINE})
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What one step of the fallback chain decided."""
+
+    action: Action
+    score: float
+    source: str
+    model_version: str
+    reasons: tuple[Any, ...] = ()
+    rule_hits: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LabelOutcome:
+    """What became of one label: stored for training, and applied to the online state."""
+
+    stored: bool
+    applied: bool
+    reason: str | None = None
+
+
+class DecisionService:
+    """Decides transactions and takes labels; owns no I/O set-up (see ``api.wiring``)."""
+
+    def __init__(
+        self,
+        *,
+        features: OnlineFeatures,
+        models: Sequence[ServedModel],
+        policy: Policy,
+        rules: RuleSet,
+        static: StaticPolicy,
+        log: BufferedDecisionLog,
+        metrics: Metrics,
+        tracer: Tracer,
+        clock: Clock,
+        store_breaker: CircuitBreaker,
+        limits: Limits = Limits(),
+        recent_capacity: int = 100_000,
+        on_decision: Callable[[Decision, str | None], None] | None = None,
+    ) -> None:
+        self.features = features
+        self.models = tuple(models)
+        self.policy = policy
+        self.rules = rules
+        self.static = static
+        self.log = log
+        self.metrics = metrics
+        self.tracer = tracer
+        self.clock = clock
+        self.store_breaker = store_breaker
+        self.limits = limits
+        self.recent = RecentDecisions(recent_capacity)
+        self.shedder = LoadShedder("decisions", limits.max_in_flight, on_shed=self._on_shed)
+        self._chain: FallbackChain[_Answer] = FallbackChain(
+            "decision", on_fallback=self._on_fallback
+        )
+        self._feature_names = tuple(f.name for f in features.definition.features)
+        # One thread owns the online state: updates for the same card or terminal never
+        # interleave, and a hung store holds up only this thread.
+        self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="fraudops-state")
+        self._on_decision = on_decision
+
+    # ---------------------------------------------------------------- transactions
+
+    async def decide(self, tx: Transaction) -> tuple[Decision, bool]:
+        """The decision for ``tx`` and whether it is a retry's (first) answer."""
+        tx_id = tx.transaction_id
+        done = self.recent.get(tx_id)
+        if done is not None:
+            return done, True
+        pending = self.recent.pending(tx_id)
+        if pending is not None:
+            return await asyncio.shield(pending), True
+        self.recent.claim(tx_id)
+        try:
+            decision = await self._decide_new(tx)
+        except BaseException as exc:
+            self.recent.abandon(tx_id, exc)
+            raise
+        self.recent.finish(tx_id, decision)
+        return decision, False
+
+    async def _decide_new(self, tx: Transaction) -> Decision:
+        started = time.perf_counter()
+        deadline = Deadline(self.limits.deadline_s)
+        with self.shedder.slot() as admitted:
+            self.metrics.in_flight.set(self.shedder.in_flight)
+            if admitted:
+                answer, row, failures = await self._decide_admitted(tx, deadline)
+            else:
+                answer, failures = await self._decide_shed(tx), (Attempt("admission", "shed"),)
+                row = None
+        self.metrics.in_flight.set(self.shedder.in_flight)
+        latency_s = time.perf_counter() - started
+        decision = Decision(
+            transaction_id=tx.transaction_id,
+            action=answer.action,
+            score=answer.score,
+            reasons=answer.reasons,
+            model_version=answer.model_version,
+            latency_ms=latency_s * 1000.0,
+            degraded=bool(failures),
+            degraded_reason=(
+                ",".join(f"{a.step}:{a.reason}" for a in failures) if failures else None
+            ),
+            rule_hits=answer.rule_hits,
+            source=answer.source,
+        )
+        self._record(tx, decision, row, latency_s)
+        return decision
+
+    async def _decide_admitted(
+        self, tx: Transaction, deadline: Deadline
+    ) -> tuple[_Answer, np.ndarray | None, tuple[Attempt, ...]]:
+        failures: list[Attempt] = []
+        row: np.ndarray | None = None
+        with self.stage("features"):
+            try:
+                row = await self.store_breaker.call(
+                    lambda: deadline.run_in_thread(
+                        self._state_thread,
+                        self.features.compute_and_update,
+                        tx,
+                        stage="features",
+                        timeout_s=self.limits.store_timeout_s,
+                    )
+                )
+            except Exception as exc:
+                attempt = Attempt("features", reason_of(exc))
+                failures.append(attempt)
+                self._on_fallback("decision", attempt)
+        feature_map = None
+        if row is not None:
+            feature_map = dict(zip(self._feature_names, row.tolist(), strict=True))
+
+        if not self.models:
+            failures.append(Attempt("model", "not_loaded"))
+        steps: list[tuple[str, Callable[[], Awaitable[_Answer]]]] = []
+        if row is not None:
+            for model in self.models:
+                steps.append((model.role, self._model_step(model, row, deadline)))
+        steps.append(("rules", self._rules_step(tx, feature_map)))
+        steps.append(("static", self._static_step(tx)))
+        with self.stage("decide"):
+            result = await self._chain.run(steps)
+        failures.extend(result.failures)
+        answer = result.value
+        if answer.source in {m.role for m in self.models}:
+            answer = self._with_always_rules(tx, feature_map, answer)
+        return answer, row, tuple(failures)
+
+    async def _decide_shed(self, tx: Transaction) -> _Answer:
+        result = await self._chain.run(
+            [("rules", self._rules_step(tx, None)), ("static", self._static_step(tx))]
+        )
+        return result.value
+
+    def _model_step(
+        self, model: ServedModel, row: np.ndarray, deadline: Deadline
+    ) -> Callable[[], Awaitable[_Answer]]:
+        async def step() -> _Answer:
+            with self.stage("score"):
+                scored: Scored = await model.score(
+                    row,
+                    deadline,
+                    policy=self.policy,
+                    explain=self.limits.explain,
+                    top=self.limits.top_reasons,
+                    timeout_s=self.limits.model_timeout_s,
+                )
+            self.metrics.scores.observe(scored.score)
+            source = "model" if model is self.models[0] else model.role
+            return _Answer(
+                scored.action, scored.score, source, scored.model_version, scored.reasons
+            )
+
+        return step
+
+    def _rules_step(
+        self, tx: Transaction, feature_map: Mapping[str, float] | None
+    ) -> Callable[[], Awaitable[_Answer]]:
+        async def step() -> _Answer:
+            with self.stage("rules"):
+                outcome = self.rules.evaluate(tx, feature_map)
+            if outcome.action is None and outcome.unevaluated:
+                raise _RulesUnsureError(outcome.unevaluated)
+            action = outcome.action or Action.APPROVE
+            return _Answer(action, outcome.score, "rules", "rules", rule_hits=outcome.hits)
+
+        return step
+
+    def _static_step(self, tx: Transaction) -> Callable[[], Awaitable[_Answer]]:
+        async def step() -> _Answer:
+            action, score = self.static.decide(tx)
+            return _Answer(action, score, "static", "static")
+
+        return step
+
+    def _with_always_rules(
+        self, tx: Transaction, feature_map: Mapping[str, float] | None, answer: _Answer
+    ) -> _Answer:
+        with self.stage("rules"):
+            outcome: RuleOutcome = self.rules.evaluate(tx, feature_map, only_always=True)
+        if not outcome.hits:
+            return answer
+        action = answer.action
+        if outcome.action is not None and _SEVERITY[outcome.action] > _SEVERITY[action]:
+            action = outcome.action
+        return replace(answer, action=action, rule_hits=outcome.hits)
+
+    def _record(
+        self, tx: Transaction, decision: Decision, row: np.ndarray | None, latency_s: float
+    ) -> None:
+        trace_id = current_trace_id()
+        with self.stage("log"):
+            features = (
+                None
+                if row is None
+                else {
+                    name: (None if math.isnan(value) else value)
+                    for name, value in zip(self._feature_names, row.tolist(), strict=True)
+                }
+            )
+            self.log.append(
+                DecisionRecord(
+                    decision=decision,
+                    transaction=tx,
+                    features=features,
+                    decided_at=self.clock.now(),
+                    trace_id=trace_id,
+                )
+            )
+        self.metrics.decisions.labels(action=decision.action, source=decision.source).inc()
+        self.metrics.decision_latency.observe(latency_s)
+        if self._on_decision is not None:
+            self._on_decision(decision, trace_id)
+
+    # ---------------------------------------------------------------- labels
+
+    async def learn(self, label: Label) -> LabelOutcome:
+        """Store ``label`` for training and apply it to the online state (terminal risk)."""
+        self.log.append_label(label)
+        self.metrics.labels_received.labels(source=label.source).inc()
+        deadline = Deadline(self.limits.deadline_s)
+        try:
+            await self.store_breaker.call(
+                lambda: deadline.run_in_thread(
+                    self._state_thread,
+                    self.features.observe_label,
+                    label,
+                    stage="features",
+                    timeout_s=self.limits.store_timeout_s,
+                )
+            )
+        except Exception as exc:
+            return LabelOutcome(stored=True, applied=False, reason=reason_of(exc))
+        return LabelOutcome(stored=True, applied=True)
+
+    # ---------------------------------------------------------------- lookups
+
+    async def lookup(self, transaction_id: str) -> Decision | None:
+        """A past decision: recent ones from memory, older ones from the log."""
+        decision = self.recent.get(transaction_id)
+        if decision is not None:
+            return decision
+        record = await asyncio.to_thread(self.log.get, transaction_id)
+        return None if record is None else record.decision
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def warm_up(self, rows: int) -> None:
+        """Run every model and the rules on synthetic rows, touching no state."""
+        if rows <= 0:
+            return
+        generator = np.random.default_rng(0)
+        width = len(self._feature_names)
+        sample = np.abs(generator.normal(1.0, 1.0, size=(rows, width)))
+        for model in self.models:
+            model.warm_up(sample, policy=self.policy, explain=self.limits.explain)
+
+    def close(self) -> None:
+        """Stop the service's threads; the caller closes the log and stores."""
+        self._state_thread.shutdown(wait=True, cancel_futures=False)
+        for model in self.models:
+            model.close()
+
+    # ---------------------------------------------------------------- observability
+
+    def stage(self, stage: str) -> AbstractContextManager[Any]:
+        """A span and a latency observation around one stage of a decision."""
+        return _StageTimer(self, stage)
+
+    def _on_fallback(self, chain: str, attempt: Attempt) -> None:
+        self.metrics.fallbacks.labels(step=attempt.step, reason=attempt.reason).inc()
+
+    def _on_shed(self, name: str) -> None:
+        self.metrics.shed.inc()
+
+
+class _RulesUnsureError(FraudopsError):
+    """No rule hit, but some could not be judged for lack of features."""
+
+    reason = "rules_unsure"
+
+    def __init__(self, unevaluated: Sequence[str]) -> None:
+        super().__init__(f"rules without their features: {', '.join(unevaluated)}")
+
+
+class _StageTimer:
+    """A span and a latency observation for one stage of a decision."""
+
+    __slots__ = ("_service", "_span", "_stage", "_started")
+
+    def __init__(self, service: DecisionService, stage: str) -> None:
+        self._service = service
+        self._stage = stage
+
+    def __enter__(self) -> None:
+        self._span = self._service.tracer.start_as_current_span(self._stage)
+        self._span.__enter__()
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.perf_counter() - self._started
+        self._service.metrics.stage_latency.labels(stage=self._stage).observe(elapsed)
+        self._span.__exit__(*exc)  # type: ignore[arg-type]

@@ -1,0 +1,271 @@
+"""The decision API: one transaction, batches, lookups, labels, health; keys and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from fraudops.api import Runtime
+from fraudops.learn.artifact import load_model_dir
+from fraudops.types import Transaction
+from tests.conftest import TrainedLake
+from tests.unit.api.conftest import HEADERS, body_of, running_service, service_settings
+
+Service = tuple[TestClient, Runtime]
+
+
+def test_a_transaction_gets_a_model_decision(
+    service: Service, transactions: list[Transaction], trained_lake: TrainedLake
+) -> None:
+    """A well-formed transaction is decided by the champion, with its version and timing."""
+    client, _ = service
+    response = client.post("/v1/transactions", json=body_of(transactions[0]), headers=HEADERS)
+    body = response.json()
+    expected_version = load_model_dir(trained_lake.model_dir).manifest.model_version
+    assert 200 == response.status_code
+    assert (transactions[0].transaction_id, "model", expected_version, False) == (
+        body["transaction_id"],
+        body["source"],
+        body["model_version"],
+        body["degraded"],
+    )
+    assert body["action"] in {"approve", "review", "decline"}
+    assert 0.0 <= body["score"] <= 1.0
+    assert body["latency_ms"] > 0.0
+
+
+def test_flagged_decisions_carry_the_models_reasons(
+    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+) -> None:
+    """With every decision flagged (review threshold 0), each carries per-feature reasons."""
+    settings = service_settings(tmp_path, trained_lake.model_dir)
+    settings = settings.model_copy(
+        update={"policy": settings.policy.model_copy(update={"review_threshold": 0.0})}
+    )
+    with running_service(settings) as (client, _):
+        bodies = [
+            client.post("/v1/transactions", json=body_of(tx), headers=HEADERS).json()
+            for tx in transactions[:20]
+        ]
+    assert all(b["action"] in {"review", "decline"} for b in bodies)
+    assert any(b["reasons"] for b in bodies)
+    names = {r["code"] for b in bodies for r in b["reasons"]}
+    assert names <= set(load_model_dir(trained_lake.model_dir).manifest.feature_names)
+    assert all(r["contribution"] > 0 for b in bodies for r in b["reasons"])
+
+
+def test_missing_or_wrong_key_gets_401_and_nothing_else(
+    service: Service, transactions: list[Transaction]
+) -> None:
+    """No key, a wrong key, and a wrong key with a bad body all get a bare 401."""
+    client, runtime = service
+    body = body_of(transactions[0])
+    answers = [
+        client.post("/v1/transactions", json=body),
+        client.post("/v1/transactions", json=body, headers={"X-API-Key": "guess"}),
+        client.post("/v1/transactions", json={"amount": -1}, headers={"X-API-Key": "guess"}),
+        client.get(f"/v1/decisions/{transactions[0].transaction_id}"),
+    ]
+    assert [401] * 4 == [a.status_code for a in answers]
+    assert all({"detail": "missing or invalid API key", "errors": []} == a.json() for a in answers)
+    assert 0 == len(runtime.service.recent)
+
+
+def test_a_retry_returns_the_first_decision_and_changes_no_state(
+    service: Service, transactions: list[Transaction]
+) -> None:
+    """The same transaction id twice: one decision, one entry in the card's history."""
+    client, runtime = service
+    tx = transactions[0]
+    first = client.post("/v1/transactions", json=body_of(tx), headers=HEADERS).json()
+    retry = client.post("/v1/transactions", json=body_of(tx), headers=HEADERS).json()
+    card = runtime.state.get_card(tx.customer_id)
+    assert first == retry
+    assert card is not None
+    assert 1 == card.transaction_ids.count(tx.transaction_id)
+
+
+def test_bad_fields_get_422_naming_each_field(service: Service) -> None:
+    """Each bad field is named; the values themselves are never echoed back."""
+    client, _ = service
+    pan = "4111111111111111"
+    response = client.post(
+        "/v1/transactions",
+        json={
+            "transaction_id": "t-1",
+            "timestamp": "2018-07-01T10:00:00",
+            "terminal_id": "m-1",
+            "amount": -5,
+            "currency": "XXX",
+            "card_number": pan,
+        },
+        headers=HEADERS,
+    )
+    fields = {problem["field"] for problem in response.json()["errors"]}
+    assert 422 == response.status_code
+    assert {"timestamp", "customer_id", "amount", "currency", "card_number"} == fields
+    assert pan not in response.text
+
+
+def test_a_body_that_is_not_json_gets_422(service: Service) -> None:
+    """A truncated body is a 422 that says where JSON broke, not a 500."""
+    client, _ = service
+    response = client.post(
+        "/v1/transactions",
+        content=b'{"transaction_id": "t',
+        headers={**HEADERS, "content-type": "application/json"},
+    )
+    assert 422 == response.status_code
+    assert response.json()["errors"]
+
+
+def test_a_batch_decides_good_items_and_rejects_bad_ones(
+    service: Service, transactions: list[Transaction]
+) -> None:
+    """A bad item fails alone; a repeated id is a duplicate; the counts reconcile."""
+    client, _ = service
+    items = [body_of(tx) for tx in transactions[:5]]
+    items.insert(2, {**items[0], "transaction_id": "bad-1", "amount": "lots"})
+    items.append(items[1])
+    response = client.post("/v1/transactions:batch", json=items, headers=HEADERS)
+    body = response.json()
+    statuses = [result["status"] for result in body["results"]]
+    assert 200 == response.status_code
+    assert (7, 5, 1, 1) == (
+        body["received"],
+        body["accepted"],
+        body["duplicates"],
+        body["rejected"],
+    )
+    assert ["decided"] * 2 + ["rejected"] + ["decided"] * 3 + ["duplicate"] == statuses
+    assert [
+        {
+            "field": "amount",
+            "message": "Input should be a valid number, unable to parse string as a number",
+        }
+    ] == body["results"][2]["errors"]
+    assert body["results"][6]["decision"] == body["results"][1]["decision"]
+
+
+def test_an_ndjson_batch_names_a_malformed_line(
+    service: Service, transactions: list[Transaction]
+) -> None:
+    """NDJSON (as flow tools send) works; a line that is not JSON is rejected by itself."""
+    client, _ = service
+    lines = [orjson.dumps(body_of(tx)) for tx in transactions[:3]]
+    lines.insert(1, b'{"transaction_id": ')
+    response = client.post(
+        "/v1/transactions:batch",
+        content=b"\n".join(lines) + b"\n",
+        headers={**HEADERS, "content-type": "application/x-ndjson"},
+    )
+    body = response.json()
+    assert (4, 3, 0, 1) == (
+        body["received"],
+        body["accepted"],
+        body["duplicates"],
+        body["rejected"],
+    )
+    assert [{"field": "(line)", "message": "not valid JSON"}] == body["results"][1]["errors"]
+
+
+def test_a_batch_over_the_limit_is_refused_whole(
+    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+) -> None:
+    """More items than service.batch_max_items gets 413 and decides nothing."""
+    settings = service_settings(tmp_path, trained_lake.model_dir, batch_max_items=3)
+    with running_service(settings) as (client, runtime):
+        items = [body_of(tx) for tx in transactions[:4]]
+        response = client.post("/v1/transactions:batch", json=items, headers=HEADERS)
+        assert 413 == response.status_code
+        assert 0 == len(runtime.service.recent)
+
+
+def test_a_past_decision_can_be_looked_up(
+    service: Service, transactions: list[Transaction]
+) -> None:
+    """GET returns the decision made; an unknown id is a 404 naming it."""
+    client, _ = service
+    made = client.post("/v1/transactions", json=body_of(transactions[0]), headers=HEADERS).json()
+    found = client.get(f"/v1/decisions/{transactions[0].transaction_id}", headers=HEADERS)
+    missing = client.get("/v1/decisions/never-seen", headers=HEADERS)
+    assert made == found.json()
+    assert (404, "no decision for transaction 'never-seen'") == (
+        missing.status_code,
+        missing.json()["detail"],
+    )
+
+
+def test_a_label_raises_terminal_risk_once_known(
+    service: Service, transactions: list[Transaction]
+) -> None:
+    """A chargeback for a terminal's transaction shows in the terminal's labelled state."""
+    client, runtime = service
+    tx = transactions[0]
+    client.post("/v1/transactions", json=body_of(tx), headers=HEADERS)
+    response = client.post(
+        "/v1/labels",
+        json={
+            "transaction_id": tx.transaction_id,
+            "is_fraud": True,
+            "source": "chargeback",
+            "known_at": tx.timestamp.replace(hour=23).isoformat(),
+        },
+        headers=HEADERS,
+    )
+    terminal = runtime.state.get_terminal(tx.terminal_id)
+    assert (202, True, True) == (
+        response.status_code,
+        response.json()["stored"],
+        response.json()["applied"],
+    )
+    assert terminal is not None
+    index = terminal.transaction_ids.index(tx.transaction_id)
+    assert terminal.is_fraud[index]
+
+
+def test_health_readiness_and_metrics(service: Service, transactions: list[Transaction]) -> None:
+    """Alive, ready with every component named, and decisions counted in /metrics."""
+    client, _ = service
+    client.post("/v1/transactions", json=body_of(transactions[0]), headers=HEADERS)
+    ready = client.get("/readyz")
+    metrics = client.get("/metrics").text
+    assert {"status": "alive"} == client.get("/healthz").json()
+    assert (200, True) == (ready.status_code, ready.json()["ready"])
+    assert {"model", "feature_store", "decision_log"} == set(ready.json()["components"])
+    assert 'fraudops_decisions_total{action="' in metrics
+    assert "fraudops_model_info{" in metrics
+
+
+def test_every_decision_reaches_the_log_with_its_features(
+    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+) -> None:
+    """After shutdown the SQLite log holds each decision once, with the features served."""
+    settings = service_settings(tmp_path, trained_lake.model_dir)
+    with running_service(settings) as (client, _):
+        for tx in transactions[:50]:
+            client.post("/v1/transactions", json=body_of(tx), headers=HEADERS)
+        client.post("/v1/transactions", json=body_of(transactions[0]), headers=HEADERS)
+    engine = sa.create_engine(settings.decision_log.url)
+    with engine.connect() as connection:
+        count = connection.execute(sa.text("select count(*) from decisions")).scalar_one()
+        features = connection.execute(
+            sa.text("select features from decisions where transaction_id = :id"),
+            {"id": transactions[0].transaction_id},
+        ).scalar_one()
+    engine.dispose()
+    assert 50 == count
+    assert 1.0 == orjson.loads(features)["card_tx_count_1d"]
+
+
+def test_the_openapi_document_describes_the_transaction_body(service: Service) -> None:
+    """/docs is served and the schema names the transaction fields."""
+    client, _ = service
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/v1/transactions"]["post"]["requestBody"]
+    required = body["content"]["application/json"]["schema"]["required"]
+    assert 200 == client.get("/docs").status_code
+    assert {"transaction_id", "timestamp", "customer_id", "terminal_id", "amount"} == set(required)
