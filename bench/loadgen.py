@@ -81,10 +81,24 @@ class RunResult:
     client_cpu_s_per_1000: float
 
     def as_dict(self) -> dict[str, Any]:
-        """The result as JSON-ready values (NaN, for "nothing measured", becomes None)."""
+        """The result as JSON-ready values, with its rates.
+
+        ``error_rate`` is over the measured requests; ``degraded_rate``, ``fallback_rate``
+        (answered by anything but ``source == "model"``) and ``shed_rate`` are over the 2xx
+        answers. NaN, for "nothing measured", becomes None.
+        """
+        requests = round(self.rate_rps * self.duration_s)
+        ok = sum(n for key, n in self.status_counts.items() if key.startswith("2"))
+        fallback = sum(n for source, n in self.sources.items() if source != "model")
+        values = asdict(self) | {
+            "error_rate": self.errors / requests if requests else math.nan,
+            "degraded_rate": self.degraded / ok if ok else math.nan,
+            "fallback_rate": fallback / ok if ok else math.nan,
+            "shed_rate": self.shed / ok if ok else math.nan,
+        }
         return {
             key: None if isinstance(value, float) and math.isnan(value) else value
-            for key, value in asdict(self).items()
+            for key, value in values.items()
         }
 
 

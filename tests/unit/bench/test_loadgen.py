@@ -156,6 +156,41 @@ def test_every_request_is_counted_by_outcome() -> None:
     )
 
 
+def test_rates_are_over_requests_and_over_answers() -> None:
+    """Errors are a share of requests; degraded, fallback and shed a share of 2xx answers."""
+    result = RunResult(
+        rate_rps=10.0, duration_s=2.0, sent=20, completed=19, errors=4,
+        status_counts={"200": 16, "503": 3, "timeout": 1},
+        p50_ms=1.0, p95_ms=2.0, p99_ms=3.0, max_ms=4.0, achieved_rps=9.5,
+        sources={"model": 10, "rules": 4, "static": 2}, degraded=6, shed=2,
+        send_lag_p50_ms=0.0, send_lag_p99_ms=0.1, client_cpu_s_per_1000=0.2,
+    )  # fmt: skip
+    rates = result.as_dict()
+    assert (4 / 20, 6 / 16, (4 + 2) / 16, 2 / 16) == (
+        rates["error_rate"],
+        rates["degraded_rate"],
+        rates["fallback_rate"],
+        rates["shed_rate"],
+    )
+
+
+def test_nothing_measured_is_null_in_json() -> None:
+    """A run with no answers reports None, not NaN (which JSON cannot carry)."""
+    result = RunResult(
+        rate_rps=10.0, duration_s=1.0, sent=0, completed=0, errors=10,
+        status_counts={"unfinished": 10}, p50_ms=math.nan, p95_ms=math.nan, p99_ms=math.nan,
+        max_ms=math.nan, achieved_rps=0.0, sources={}, degraded=0, shed=0,
+        send_lag_p50_ms=math.nan, send_lag_p99_ms=math.nan, client_cpu_s_per_1000=0.1,
+    )  # fmt: skip
+    rates = result.as_dict()
+    assert (None, None, None, 1.0) == (
+        rates["p99_ms"],
+        rates["shed_rate"],
+        rates["send_lag_p99_ms"],
+        rates["error_rate"],
+    )
+
+
 def test_latency_counts_from_the_intended_send_time() -> None:
     """Requests queued behind a stalled response carry the stall (no coordinated omission)."""
     stall = 0.3
