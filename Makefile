@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck unit bench clean
+.PHONY: help install demo test lint typecheck unit bench bench-service clean
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +35,9 @@ unit: $(STAMP) ## pytest
 
 bench: $(STAMP) ## benchmarks on the default 1.75 M dataset; prints JSON
 	$(BIN)/python bench/foundation.py
+
+bench-service: $(STAMP) ## load benchmark of the decision service (≈10 min); prints JSON
+	$(BIN)/python bench/service.py
 
 clean: ## remove the environment and generated data
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-data
