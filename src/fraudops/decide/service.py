@@ -115,6 +115,7 @@ class DecisionService:
     ) -> None:
         self.features = features
         self.models = tuple(models)
+        self._model_roles = frozenset(model.role for model in self.models)
         self.policy = policy
         self.rules = rules
         self.static = static
@@ -220,7 +221,7 @@ class DecisionService:
             result = await self._chain.run(steps)
         failures.extend(result.failures)
         answer = result.value
-        if answer.source in {m.role for m in self.models}:
+        if result.step in self._model_roles:
             answer = self._with_always_rules(tx, feature_map, answer)
         return answer, row, tuple(failures)
 

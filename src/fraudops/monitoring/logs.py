@@ -241,6 +241,17 @@ def configure_logging(
     )
     root.addHandler(handler)
     root.setLevel(min_level)
+    # uvicorn's own logging config (applied if anything ran uvicorn with it in this process)
+    # gives its loggers private handlers that bypass masking and JSON: route them here.
+    for name in _SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
+        server_logger.disabled = False
+        server_logger.setLevel(logging.NOTSET)
+
+
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def get_logger(name: str) -> FilteringBoundLogger:

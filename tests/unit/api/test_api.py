@@ -269,3 +269,27 @@ def test_the_openapi_document_describes_the_transaction_body(service: Service) -
     required = body["content"]["application/json"]["schema"]["required"]
     assert 200 == client.get("/docs").status_code
     assert {"transaction_id", "timestamp", "customer_id", "terminal_id", "amount"} == set(required)
+
+
+def test_an_always_rule_escalates_the_models_decision(
+    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+) -> None:
+    """A known risky terminal declines even what the model would approve; the hit is named."""
+    tx = transactions[0]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - name: known_risky_terminal\n"
+        "    action: decline\n"
+        "    applies: always\n"
+        f"    when: {{terminal_in: ['{tx.terminal_id}']}}\n"
+    )
+    settings = service_settings(tmp_path, trained_lake.model_dir, rules_file=rules)
+    with running_service(settings) as (client, _):
+        body = client.post("/v1/transactions", json=body_of(tx), headers=HEADERS).json()
+    assert ("decline", "model", ["known_risky_terminal"]) == (
+        body["action"],
+        body["source"],
+        body["rule_hits"],
+    )
+    assert body["score"] < 0.8

@@ -67,7 +67,16 @@ def test_sigterm_under_load_finishes_in_flight_work_and_loses_nothing(
             worker.join(10)
     # uvicorn re-raises the signal once its graceful shutdown is done, as a process should.
     assert exit_code in {0, -15}
-    assert '"service_stopped"' in (tmp_path / "serve.log").read_text()
+    lines = [orjson.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines()]
+    decided = {
+        line["transaction_id"]: line
+        for line in lines
+        if line["event"] in {"decision", "decision_degraded"}
+    }
+    assert "service_stopped" in {line["event"] for line in lines}
+    # Every decision is a JSON log line carrying its transaction and trace ids.
+    assert set(answered) <= set(decided)
+    assert all(len(line["trace_id"]) == 32 for line in decided.values())
     assert answered, "no request was answered before SIGTERM"
     assert {200} == set(statuses)
     assert set(answered) <= _logged_ids(server.database)

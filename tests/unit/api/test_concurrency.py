@@ -1,0 +1,99 @@
+"""The decision service under concurrency: shedding, retries in flight; and its traces."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from fraudops.api import Runtime, build_runtime
+from fraudops.features.state import CardState
+from fraudops.types import Decision, Transaction
+from tests.conftest import TrainedLake
+from tests.unit.api.conftest import FaultyScorer, service_settings
+
+
+@pytest.fixture
+def slow_runtime(
+    tmp_path: Path, trained_lake: TrainedLake, faulty: FaultyScorer
+) -> Iterator[tuple[Runtime, FaultyScorer]]:
+    """A started runtime whose champion can be slowed down, admitting two decisions at once."""
+    settings = service_settings(tmp_path, trained_lake.model_dir, max_in_flight=2)
+    runtime = build_runtime(settings, scorers=[("champion", faulty)])
+    runtime.start()
+    try:
+        yield runtime, faulty
+    finally:
+        runtime.close()
+
+
+async def _decide_all(runtime: Runtime, txs: list[Transaction]) -> list[tuple[Decision, bool]]:
+    return list(await asyncio.gather(*(runtime.service.decide(tx) for tx in txs)))
+
+
+def test_work_above_the_in_flight_bound_is_shed_at_once(
+    slow_runtime: tuple[Runtime, FaultyScorer], transactions: list[Transaction]
+) -> None:
+    """Ten at once with room for two: eight answered from the cheap fallback, and counted."""
+    runtime, faulty = slow_runtime
+    faulty.mode, faulty.hang_s = "hang", 0.01
+    decided = asyncio.run(_decide_all(runtime, transactions[:10]))
+    shed = [d for d, _ in decided if d.degraded_reason == "admission:shed"]
+    admitted = [d for d, _ in decided if d.degraded_reason != "admission:shed"]
+    assert (8, 2) == (len(shed), len(admitted))
+    assert {"model"} == {d.source for d in admitted}
+    assert {"rules", "static"} >= {d.source for d in shed}
+    assert 8.0 == runtime.metrics.shed._value.get()
+    # A shed transaction never touches the online state.
+    shed_ids = {d.transaction_id for d in shed}
+    in_state = {
+        tx_id
+        for tx in transactions[:10]
+        for tx_id in (runtime.state.get_card(tx.customer_id) or CardState()).transaction_ids
+    }
+    assert set() == shed_ids & in_state
+
+
+def test_a_retry_while_the_first_is_in_flight_waits_for_it(
+    slow_runtime: tuple[Runtime, FaultyScorer], transactions: list[Transaction]
+) -> None:
+    """The same id twice at once: one decision, shared, and one entry in the card's history."""
+    runtime, faulty = slow_runtime
+    faulty.mode, faulty.hang_s = "hang", 0.005
+    tx = transactions[0]
+    calls_before = faulty.calls
+    (first, first_retry), (second, second_retry) = asyncio.run(_decide_all(runtime, [tx, tx]))
+    card = runtime.state.get_card(tx.customer_id)
+    assert first == second
+    assert (False, True) == (first_retry, second_retry)
+    assert card is not None
+    assert [tx.transaction_id] == card.transaction_ids
+    assert 1 == faulty.calls - calls_before
+
+
+def test_each_stage_of_a_decision_is_a_span(
+    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+) -> None:
+    """features, score, decide, rules and log spans share the decision's trace."""
+    exporter = InMemorySpanExporter()
+    settings = service_settings(tmp_path, trained_lake.model_dir)
+    runtime = build_runtime(settings, span_exporter=exporter)
+    runtime.start()
+    try:
+        tracer = runtime.service.tracer
+
+        async def decide_in_a_span() -> None:
+            with tracer.start_as_current_span("transaction"):
+                await runtime.service.decide(transactions[0])
+
+        asyncio.run(decide_in_a_span())
+    finally:
+        runtime.close()
+    spans = exporter.get_finished_spans()
+    names = {span.name for span in spans}
+    traces = {span.context.trace_id for span in spans}
+    assert {"transaction", "features", "score", "decide", "rules", "log"} == names
+    assert 1 == len(traces)
