@@ -319,10 +319,10 @@ class DecisionService:
         self.metrics.labels_received.labels(source=label.source).inc()
         deadline = Deadline(self.limits.deadline_s)
         try:
-            await self.store_breaker.call(
+            applied = await self.store_breaker.call(
                 lambda: deadline.run_in_thread(
                     self._state_thread,
-                    self.features.observe_label,
+                    self._observe_label,
                     label,
                     stage="features",
                     timeout_s=self.limits.store_timeout_s,
@@ -330,7 +330,16 @@ class DecisionService:
             )
         except Exception as exc:
             return LabelOutcome(stored=True, applied=False, reason=reason_of(exc))
+        if not applied:
+            # Unknown here, past the terminal's window, or claimed known before it happened.
+            return LabelOutcome(stored=True, applied=False, reason="transaction_not_in_state")
         return LabelOutcome(stored=True, applied=True)
+
+    def _observe_label(self, label: Label) -> bool:
+        """Apply ``label`` on the state thread; whether the online state took it."""
+        before = self.features.labels_applied
+        self.features.observe_label(label)
+        return self.features.labels_applied > before
 
     # ---------------------------------------------------------------- lookups
 

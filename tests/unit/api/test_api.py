@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -293,3 +294,61 @@ def test_an_always_rule_escalates_the_models_decision(
         body["rule_hits"],
     )
     assert body["score"] < 0.8
+
+
+def test_a_label_for_an_unknown_transaction_is_stored_but_not_applied(service: Service) -> None:
+    """The label is kept for training; the response says the online state could not use it."""
+    client, runtime = service
+    response = client.post(
+        "/v1/labels",
+        json={
+            "transaction_id": "never-decided",
+            "is_fraud": True,
+            "source": "analyst",
+            "known_at": "2018-06-02T10:00:00+00:00",
+        },
+        headers=HEADERS,
+    )
+    runtime.log.flush()
+    assert 202 == response.status_code
+    assert (True, False, "transaction_not_in_state") == (
+        response.json()["stored"],
+        response.json()["applied"],
+        response.json()["reason"],
+    )
+    assert 1 == len(runtime.store.labels("never-decided"))  # type: ignore[attr-defined]
+
+
+def test_keys_new_prints_a_key_and_the_hash_that_admits_it(
+    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+) -> None:
+    """`fraudops keys new --json` gives a key whose hash, once configured, lets it in."""
+    from typer.testing import CliRunner
+
+    from fraudops.cli import app
+    from fraudops.settings import ApiSettings
+
+    made = orjson.loads(CliRunner().invoke(app, ["keys", "new", "--json"]).stdout)
+    settings = service_settings(tmp_path, trained_lake.model_dir).model_copy(
+        update={"api": ApiSettings(key_hashes=(made["key_hash"],))}
+    )
+    with running_service(settings) as (client, _):
+        admitted = client.post(
+            "/v1/transactions", json=body_of(transactions[0]), headers={"X-API-Key": made["key"]}
+        )
+        refused = client.post("/v1/transactions", json=body_of(transactions[1]), headers=HEADERS)
+    assert (200, 401) == (admitted.status_code, refused.status_code)
+    assert made["key"] not in made["key_hash"]
+
+
+def test_the_app_refuses_to_start_without_keys(tmp_path: Path, trained_lake: TrainedLake) -> None:
+    """No API key configured and anonymous access not chosen: a ConfigError saying how to fix."""
+    from fraudops.api import create_app
+    from fraudops.errors import ConfigError
+    from fraudops.settings import ApiSettings
+
+    settings = service_settings(tmp_path, trained_lake.model_dir).model_copy(
+        update={"api": ApiSettings()}
+    )
+    with pytest.raises(ConfigError, match="fraudops keys new"):
+        create_app(settings)

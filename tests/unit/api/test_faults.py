@@ -218,12 +218,17 @@ def test_redis_stopping_mid_run_degrades_then_recovers(
         before = _post_all(client, transactions[:5])
         redis_server.stop()
         during = _post_all(client, transactions[5:10])
+        ready_during = client.get("/readyz").json()
         redis_server.start()
         time.sleep(0.3)
         after = _post_all(client, transactions[10:15])
     assert {"model"} == {b["source"] for b in before}
     assert {"rules", "static"} >= {b["source"] for b in during}
     assert all(b["degraded"] for b in during)
+    assert (False, False) == (
+        ready_during["ready"],
+        ready_during["components"]["feature_store"]["ok"],
+    )
     assert {"model"} == {b["source"] for b in after[1:]}
 
 
