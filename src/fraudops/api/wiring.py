@@ -59,8 +59,14 @@ class Runtime:
     notes: list[str] = field(default_factory=list)
 
     def start(self) -> None:
-        """Warm up, start the log's flusher and mark the service ready."""
+        """Warm up, start the log's flusher and mark the service ready.
+
+        The latest decisions are read back from the log first, so a retry that arrives
+        after a restart still gets its first answer (if the log's database is down, retries
+        of decisions made before the restart are decided afresh; that is logged).
+        """
         self.log.start()
+        self._remember_recent()
         self.service.warm_up(self.warmup_rows)
         self.ready = bool(self.service.models)
         self.metrics.ready.set(1 if self.ready else 0)
@@ -70,6 +76,19 @@ class Runtime:
             notes=self.notes,
             ready=self.ready,
         )
+
+    def _remember_recent(self) -> None:
+        capacity = self.service.recent.capacity
+        if capacity <= 0:
+            return
+        try:
+            records = self.store.recent(capacity)
+        except FraudopsError as exc:
+            log.error("recent_decisions_not_loaded", error=str(exc))
+            return
+        for record in reversed(records):
+            self.service.recent.remember(record.decision)
+        log.info("recent_decisions_loaded", decisions=len(records))
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop taking work, write every decision, release every resource."""

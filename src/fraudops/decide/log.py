@@ -148,6 +148,10 @@ class DecisionStore(Protocol):
         """The record of one transaction's decision, None if there is none."""
         ...
 
+    def recent(self, limit: int) -> list[DecisionRecord]:
+        """The ``limit`` most recently decided records, newest first."""
+        ...
+
     def count(self) -> int:
         """How many decision records are stored."""
         ...
@@ -264,6 +268,17 @@ class SqlDecisionStore:
         except SQLAlchemyError as exc:
             raise _store_error("get", exc) from exc
         return None if row is None else _record_from_row(row)
+
+    def recent(self, limit: int) -> list[DecisionRecord]:
+        """The ``limit`` most recently decided records, newest first."""
+        self._ensure_schema()
+        query = sa.select(_decisions).order_by(_decisions.c.decided_at.desc()).limit(limit)
+        try:
+            with self._engine.connect() as connection:
+                rows = connection.execute(query).mappings().all()
+        except SQLAlchemyError as exc:
+            raise _store_error("recent", exc) from exc
+        return [_record_from_row(row) for row in rows]
 
     def labels(self, transaction_id: str) -> tuple[Label, ...]:
         """The labels stored for one transaction, in the order they were stored."""

@@ -352,3 +352,18 @@ def test_the_app_refuses_to_start_without_keys(tmp_path: Path, trained_lake: Tra
     )
     with pytest.raises(ConfigError, match="fraudops keys new"):
         create_app(settings)
+
+
+def test_a_retry_after_a_restart_gets_the_first_decision(
+    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+) -> None:
+    """The service restarts between a decision and its retry: the retry gets the first answer."""
+    settings = service_settings(tmp_path, trained_lake.model_dir)
+    tx = transactions[0]
+    with running_service(settings) as (client, _):
+        first = client.post("/v1/transactions", json=body_of(tx), headers=HEADERS).json()
+    with running_service(settings) as (client, runtime):
+        retry = client.post("/v1/transactions", json=body_of(tx), headers=HEADERS).json()
+        card = runtime.state.get_card(tx.customer_id)
+    assert first == retry
+    assert card is None
