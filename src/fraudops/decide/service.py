@@ -275,13 +275,17 @@ class DecisionService:
     def _with_always_rules(
         self, tx: Transaction, feature_map: Mapping[str, float] | None, answer: _Answer
     ) -> _Answer:
+        # Every rule's hits are recorded beside the model; only "always" rules may escalate.
         with self.stage("rules"):
-            outcome: RuleOutcome = self.rules.evaluate(tx, feature_map, only_always=True)
-        if not outcome.hits:
+            outcome: RuleOutcome = self.rules.evaluate(tx, feature_map)
+            escalation = (
+                self.rules.evaluate(tx, feature_map, only_always=True) if outcome.hits else None
+            )
+        if escalation is None:
             return answer
         action = answer.action
-        if outcome.action is not None and _SEVERITY[outcome.action] > _SEVERITY[action]:
-            action = outcome.action
+        if escalation.action is not None and _SEVERITY[escalation.action] > _SEVERITY[action]:
+            action = escalation.action
         return replace(answer, action=action, rule_hits=outcome.hits)
 
     def _record(

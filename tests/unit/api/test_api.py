@@ -367,3 +367,22 @@ def test_a_retry_after_a_restart_gets_the_first_decision(
         card = runtime.state.get_card(tx.customer_id)
     assert first == retry
     assert card is None
+
+
+def test_fallback_rule_hits_are_recorded_beside_the_model_without_changing_it(
+    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+) -> None:
+    """A fallback-only rule that hits is listed with the model's decision but does not decide."""
+    tx = transactions[0]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - name: this_terminal\n"
+        "    action: decline\n"
+        f"    when: {{terminal_in: ['{tx.terminal_id}']}}\n"
+    )
+    settings = service_settings(tmp_path, trained_lake.model_dir, rules_file=rules)
+    with running_service(settings) as (client, _):
+        body = client.post("/v1/transactions", json=body_of(tx), headers=HEADERS).json()
+    assert ("model", ["this_terminal"]) == (body["source"], body["rule_hits"])
+    assert "decline" != body["action"] or body["score"] >= 0.8
