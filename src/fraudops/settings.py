@@ -114,6 +114,8 @@ class ObservabilitySettings(_Section):
     otlp_endpoint: str | None = None
     """An OTLP/HTTP traces endpoint (``http://collector:4318/v1/traces``); None: no export."""
     service_name: str = "fraudops"
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """The share of traces exported when an OTLP endpoint is set."""
 
 
 class Settings(BaseSettings):

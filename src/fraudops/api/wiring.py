@@ -168,6 +168,7 @@ def build_runtime(
         settings.observability.service_name,
         otlp_endpoint=settings.observability.otlp_endpoint,
         exporter=span_exporter,
+        sample_ratio=settings.observability.trace_sample_ratio,
     )
     definition = feature_definition(settings.features.label_delay_days)
     notes: list[str] = []
@@ -240,6 +241,7 @@ def build_runtime(
         ),
         recent_capacity=service_settings.recent_decisions,
         on_decision=_log_decision,
+        state_in_process=isinstance(state, InMemoryFeatureState),
     )
     return Runtime(
         service=service,

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from fraudops.monitoring.metrics import Metrics
 
 _SEVERITY = {Action.APPROVE: 0, Action.REVIEW: 1, Action.DECLINE: 2}
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +114,16 @@ class DecisionService:
         limits: Limits = Limits(),
         recent_capacity: int = 100_000,
         on_decision: Callable[[Decision, str | None], None] | None = None,
+        state_in_process: bool = False,
     ) -> None:
         self.features = features
         self.models = tuple(models)
         self._model_roles = frozenset(model.role for model in self.models)
         self.policy = policy
         self.rules = rules
+        self._always_actions = {
+            rule.name: Action(rule.action) for rule in rules.rules if rule.applies == "always"
+        }
         self.static = static
         self.log = log
         self.metrics = metrics
@@ -131,10 +137,19 @@ class DecisionService:
             "decision", on_fallback=self._on_fallback
         )
         self._feature_names = tuple(f.name for f in features.definition.features)
-        # One thread owns the online state: updates for the same card or terminal never
-        # interleave, and a hung store holds up only this thread.
+        # A store in this process (memory) is a bounded computation of ~0.1 ms: it runs on
+        # the event loop, which also serialises it. A remote store (Redis) can hang, so it
+        # gets one thread of its own: updates for a card or terminal never interleave, a
+        # hung store holds up only that thread, and its timeout can be enforced.
+        self._state_in_process = state_in_process
         self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="fraudops-state")
         self._on_decision = on_decision
+        # Labelled metric children looked up once: ``labels()`` costs microseconds a call.
+        self._decision_counters: dict[tuple[str, str], Any] = {}
+        self.stage_latency = {
+            stage: metrics.stage_latency.labels(stage=stage)
+            for stage in ("validate", "features", "score", "rules", "decide", "log")
+        }
 
     # ---------------------------------------------------------------- transactions
 
@@ -193,13 +208,7 @@ class DecisionService:
         with self.stage("features"):
             try:
                 row = await self.store_breaker.call(
-                    lambda: deadline.run_in_thread(
-                        self._state_thread,
-                        self.features.compute_and_update,
-                        tx,
-                        stage="features",
-                        timeout_s=self.limits.store_timeout_s,
-                    )
+                    lambda: self._on_state(deadline, self.features.compute_and_update, tx)
                 )
             except Exception as exc:
                 attempt = Attempt("features", reason_of(exc))
@@ -278,14 +287,13 @@ class DecisionService:
         # Every rule's hits are recorded beside the model; only "always" rules may escalate.
         with self.stage("rules"):
             outcome: RuleOutcome = self.rules.evaluate(tx, feature_map)
-            escalation = (
-                self.rules.evaluate(tx, feature_map, only_always=True) if outcome.hits else None
-            )
-        if escalation is None:
+        if not outcome.hits:
             return answer
         action = answer.action
-        if escalation.action is not None and _SEVERITY[escalation.action] > _SEVERITY[action]:
-            action = escalation.action
+        for hit in outcome.hits:
+            escalation = self._always_actions.get(hit)
+            if escalation is not None and _SEVERITY[escalation] > _SEVERITY[action]:
+                action = escalation
         return replace(answer, action=action, rule_hits=outcome.hits)
 
     def _record(
@@ -310,7 +318,12 @@ class DecisionService:
                     trace_id=trace_id,
                 )
             )
-        self.metrics.decisions.labels(action=decision.action, source=decision.source).inc()
+        key = (decision.action, decision.source)
+        counter = self._decision_counters.get(key)
+        if counter is None:
+            counter = self.metrics.decisions.labels(action=key[0], source=key[1])
+            self._decision_counters[key] = counter
+        counter.inc()
         self.metrics.decision_latency.observe(latency_s)
         if self._on_decision is not None:
             self._on_decision(decision, trace_id)
@@ -324,13 +337,7 @@ class DecisionService:
         deadline = Deadline(self.limits.deadline_s)
         try:
             applied = await self.store_breaker.call(
-                lambda: deadline.run_in_thread(
-                    self._state_thread,
-                    self._observe_label,
-                    label,
-                    stage="features",
-                    timeout_s=self.limits.store_timeout_s,
-                )
+                lambda: self._on_state(deadline, self._observe_label, label)
             )
         except Exception as exc:
             return LabelOutcome(stored=True, applied=False, reason=reason_of(exc))
@@ -338,6 +345,14 @@ class DecisionService:
             # Unknown here, past the terminal's window, or claimed known before it happened.
             return LabelOutcome(stored=True, applied=False, reason="transaction_not_in_state")
         return LabelOutcome(stored=True, applied=True)
+
+    async def _on_state(self, deadline: Deadline, fn: Callable[[_T], _R], arg: _T) -> _R:
+        """Run a state operation where the store lives, under the store's timeout."""
+        if self._state_in_process:
+            return fn(arg)
+        return await deadline.run_in_thread(
+            self._state_thread, fn, arg, stage="features", timeout_s=self.limits.store_timeout_s
+        )
 
     def _observe_label(self, label: Label) -> bool:
         """Apply ``label`` on the state thread; whether the online state took it."""
@@ -411,5 +426,5 @@ class _StageTimer:
 
     def __exit__(self, *exc: object) -> None:
         elapsed = time.perf_counter() - self._started
-        self._service.metrics.stage_latency.labels(stage=self._stage).observe(elapsed)
+        self._service.stage_latency[self._stage].observe(elapsed)
         self._span.__exit__(*exc)  # type: ignore[arg-type]
