@@ -16,9 +16,10 @@ is taken from the server it measures. Measured against the bare app (bench/bare_
 500 rps, Poisson, 20 s, 64 connections, uvloop, 3 runs each, same open-loop schedule:
 ``httpx2.AsyncClient`` (the dev dependency) took 1.50-1.54 CPU-s per 1000 requests and
 could not keep up (p50 330-410 ms, one run ended in PoolTimeout); this client took
-0.27-0.29 CPU-s per 1000 (p50 1.6-1.9 ms), and about 0.18-0.20 at 1000 rps, where the
-fixed per-wakeup costs are shared by more requests. A timer per request for the timeout
-cost ~10 % of that, hence one watchdog sweep instead.
+0.27-0.29 CPU-s per 1000 (p50 1.6-1.9 ms). In full 60 s runs it takes 0.35-0.42 at 200 rps,
+0.26 at 500 and 0.16-0.20 at 1000, where the per-wakeup costs are shared by more requests:
+a fifth of one core at 1000 rps. A timer per request for the timeout cost ~10 % of that,
+hence one watchdog sweep instead.
 
     result = run(run_load("127.0.0.1", 8000, "/v1/transactions", bodies, rate_rps=500,
                           duration_s=60, headers={"X-API-Key": key}))
