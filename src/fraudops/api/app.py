@@ -19,6 +19,7 @@ from fastapi.responses import Response
 
 from fraudops import __version__
 from fraudops.api.auth import HEADER, ApiKeys
+from fraudops.api.heap import HeapPolicy
 from fraudops.api.responses import JsonBytes, error_response, field_problems, problem
 from fraudops.api.routes import router
 from fraudops.api.schemas import Readiness
@@ -47,9 +48,18 @@ def create_app(settings: Settings, *, build: RuntimeFactory = build_runtime) -> 
         if not keys:
             log.warning("api_keys_disabled", detail="api.allow_anonymous is set")
         await asyncio.to_thread(runtime.start)
+        heap = HeapPolicy(
+            lambda generation, pause: runtime.metrics.gc_pause.labels(
+                generation=str(generation)
+            ).observe(pause)
+        )
+        heap.install()
+        refreezing = asyncio.create_task(heap.keep_frozen())
         try:
             yield
         finally:
+            refreezing.cancel()
+            heap.remove()
             await asyncio.to_thread(runtime.close, settings.service.shutdown_grace_s)
 
     async def require_key(request: Request) -> None:

@@ -155,6 +155,13 @@ class Metrics:
             ["stage", "reason"],
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "fraudops_gc_pause_seconds",
+            "How long each garbage collection stopped the process, by generation.",
+            ["generation"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "fraudops_ready",
             "1 when the model is loaded and warmed and the stores are reachable, else 0.",

@@ -194,3 +194,26 @@ def test_thread_function_sees_the_caller_s_context(
         return await Deadline(NEVER_S).run_in_thread(executor, request_id.get, stage="score")
 
     assert "tx-1" == asyncio.run(decide())
+
+
+def test_work_finished_in_time_is_kept_when_the_event_loop_was_late(
+    executor: concurrent.futures.ThreadPoolExecutor,
+) -> None:
+    """A stalled loop sees timer and result together: the result that was ready wins."""
+    finished = threading.Event()
+
+    def quick() -> int:
+        finished.set()
+        return 42
+
+    async def stall_then_wait() -> int:
+        task = asyncio.ensure_future(
+            Deadline(1.0).run_in_thread(executor, quick, stage="score", timeout_s=0.01)
+        )
+        await asyncio.sleep(0)  # the work is submitted and its timer set
+        assert finished.wait(1.0)
+        # The loop stalls past the timeout (as in a GC pause) without running anything.
+        threading.Event().wait(0.05)
+        return await task
+
+    assert 42 == asyncio.run(stall_then_wait())
