@@ -18,7 +18,7 @@ import numpy as np
 
 from fraudops.features import windows
 from fraudops.features.definition import Aggregate, Entity, Feature, FeatureDefinition, Kind
-from fraudops.features.state import CardState, FeatureState, TerminalState, TxRef
+from fraudops.features.state import CardState, FeatureState, StateWrite, TerminalState, TxRef
 from fraudops.types import Label, Transaction
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -249,8 +249,9 @@ class OnlineFeatures:
         """The features of ``tx`` in definition order (float64); then ``tx`` joins the state."""
         t = to_micros(tx.timestamp)
         state = self.state
-        card = state.get_card(tx.customer_id) or CardState()
-        terminal = state.get_terminal(tx.terminal_id) or TerminalState()
+        stored_card, stored_terminal = state.get_pair(tx.customer_id, tx.terminal_id)
+        card = stored_card or CardState()
+        terminal = stored_terminal or TerminalState()
         card.evict(windows.expired_count(card.ts, t, self._card_horizon))
         terminal.evict(windows.expired_count(terminal.ts, t, self._terminal_horizon))
         x, y = _location(tx)
@@ -263,9 +264,17 @@ class OnlineFeatures:
         card.insert(index, t, tx_id, amount, tx.terminal_id, x, y)
         index = windows.insertion_index(terminal.ts, terminal.transaction_ids, t, tx_id)
         terminal.insert(index, t, tx_id)
-        state.put_card(tx.customer_id, card)
-        state.put_terminal(tx.terminal_id, terminal)
-        state.put_tx_ref(tx_id, TxRef(tx.terminal_id, t), t + self._terminal_horizon)
+        state.put_event(
+            StateWrite(
+                tx.customer_id,
+                card,
+                tx.terminal_id,
+                terminal,
+                tx_id,
+                TxRef(tx.terminal_id, t),
+                t + self._terminal_horizon,
+            )
+        )
         return values
 
     def observe_label(self, label: Label) -> None:

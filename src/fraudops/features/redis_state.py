@@ -41,7 +41,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from fraudops.errors import StoreError
-from fraudops.features.state import CardState, TerminalState, TxRef
+from fraudops.features.state import CardState, StateWrite, TerminalState, TxRef
 
 EXPIRE_BATCH = 1_000
 """The most expired references one write removes."""
@@ -178,6 +178,53 @@ class RedisFeatureState:
             self._put_ref(keys=(key, self._expiry), args=args)
         except RedisError as exc:
             raise _failed("put_tx_ref", key, exc) from exc
+
+    def get_pair(
+        self, card_id: str, terminal_id: str
+    ) -> tuple[CardState | None, TerminalState | None]:
+        """The card's and the terminal's records, in one round trip (MGET)."""
+        card_key, terminal_key = self._card + card_id, self._terminal + terminal_id
+        try:
+            raw_card, raw_terminal = self.client.mget((card_key, terminal_key))
+        except RedisError as exc:
+            raise _failed("get_pair", card_key, exc) from exc
+        try:
+            card = None if raw_card is None else CardState.decode(orjson.loads(raw_card))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _failed("decoding a card", card_key, exc) from exc
+        try:
+            terminal = (
+                None if raw_terminal is None else TerminalState.decode(orjson.loads(raw_terminal))
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _failed("decoding a terminal", terminal_key, exc) from exc
+        return card, terminal
+
+    def put_event(self, event: StateWrite) -> None:
+        """Write card, terminal and reference in one round trip (a pipeline, not atomic)."""
+        ref_key = self._txref + event.transaction_id
+        ref = event.ref
+        ttl_ms = max((event.ref_expires_at - ref.ts) // _MICROS_PER_MILLI, MIN_REF_TTL_MS)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(self._card + event.card_id, orjson.dumps(event.card.encode()))
+            pipe.set(self._terminal + event.terminal_id, orjson.dumps(event.terminal.encode()))
+            self._put_ref(
+                keys=(ref_key, self._expiry),
+                args=(
+                    orjson.dumps([ref.terminal_id, ref.ts]),
+                    event.ref_expires_at,
+                    ttl_ms,
+                    event.transaction_id,
+                    ref.ts,
+                    EXPIRE_BATCH,
+                    self._txref,
+                ),
+                client=pipe,
+            )
+            pipe.execute()
+        except RedisError as exc:
+            raise _failed("put_event", self._card + event.card_id, exc) from exc
 
     def _get(self, operation: str, key: str) -> bytes | None:
         try:

@@ -166,6 +166,28 @@ class FeatureState(Protocol):
         """Keep ``ref`` until event time ``expires_at`` (µs); later it may be gone."""
         ...
 
+    def get_pair(
+        self, card_id: str, terminal_id: str
+    ) -> tuple[CardState | None, TerminalState | None]:
+        """The card's and the terminal's records at once (one round trip for a remote store)."""
+        ...
+
+    def put_event(self, event: StateWrite) -> None:
+        """Write one transaction's card, terminal and reference at once."""
+        ...
+
+
+class StateWrite(NamedTuple):
+    """What one transaction changes in the state, written together."""
+
+    card_id: str
+    card: CardState
+    terminal_id: str
+    terminal: TerminalState
+    transaction_id: str
+    ref: TxRef
+    ref_expires_at: int
+
 
 class InMemoryFeatureState:
     """The embedded store: dicts in this process, references expired by event time."""
@@ -208,6 +230,18 @@ class InMemoryFeatureState:
             entry = self._refs.get(expired)
             if entry is not None and entry[1] == expired_at:
                 del self._refs[expired]
+
+    def get_pair(
+        self, card_id: str, terminal_id: str
+    ) -> tuple[CardState | None, TerminalState | None]:
+        """The card's and the terminal's records."""
+        return self._cards.get(card_id), self._terminals.get(terminal_id)
+
+    def put_event(self, event: StateWrite) -> None:
+        """Store one transaction's card, terminal and reference."""
+        self._cards[event.card_id] = event.card
+        self._terminals[event.terminal_id] = event.terminal
+        self.put_tx_ref(event.transaction_id, event.ref, event.ref_expires_at)
 
     def sizes(self) -> dict[str, int]:
         """How many cards, terminals and references are held (for metrics and tests)."""

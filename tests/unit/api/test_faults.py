@@ -173,9 +173,13 @@ class BrokenState(InMemoryFeatureState):
         if self.down:
             raise StoreError("the feature store is down")
 
-    def get_card(self, card_id: str):  # type: ignore[no-untyped-def]
+    def get_pair(self, card_id: str, terminal_id: str):  # type: ignore[no-untyped-def]
         self._check()
-        return super().get_card(card_id)
+        return super().get_pair(card_id, terminal_id)
+
+    def get_tx_ref(self, transaction_id: str):  # type: ignore[no-untyped-def]
+        self._check()
+        return super().get_tx_ref(transaction_id)
 
 
 def test_a_failing_feature_store_falls_back_without_features(

@@ -20,6 +20,7 @@ from fraudops.features.state import (
     CardState,
     FeatureState,
     InMemoryFeatureState,
+    StateWrite,
     TerminalState,
     TxRef,
 )
@@ -319,3 +320,23 @@ def test_replicas_over_redis_compute_what_one_engine_in_memory_does(
     # The stream must exercise labels: some transaction sees a fraud-labelled terminal.
     risk = DEFAULT_FEATURES.names.index("terminal_risk_30d")
     assert np.nanmax(expected[:, risk]) > 0
+
+
+def test_a_pair_reads_what_single_writes_wrote(store: FeatureState) -> None:
+    """get_pair gives the same records as get_card and get_terminal, None where unseen."""
+    card = CardState()
+    card.insert(0, 10, "t1", 5.0, "m1", 1.0, 2.0)
+    store.put_card("c", card)
+    expected = (card, None)
+    assert expected == store.get_pair("c", "unseen")
+
+
+def test_an_event_write_is_the_three_single_writes(store: FeatureState) -> None:
+    """put_event stores the card, the terminal and the reference together."""
+    card = CardState()
+    card.insert(0, 10, "t1", 5.0, "m1", 1.0, 2.0)
+    terminal = TerminalState()
+    terminal.insert(0, 10, "t1")
+    store.put_event(StateWrite("c", card, "m", terminal, "t1", TxRef("m", 10), 100))
+    expected = (card, terminal, TxRef("m", 10))
+    assert expected == (*store.get_pair("c", "m"), store.get_tx_ref("t1"))
