@@ -181,6 +181,10 @@ class _Connection:
 
     async def exchange(self, request: bytes) -> tuple[int, bytes]:
         """Send one whole request; the response's status and body."""
+        if self._stream is not None and self._stream[0].at_eof():
+            # The server closed the idle connection (its keep-alive timeout): the request
+            # would be lost on it, so it goes on a new one.
+            self.close()
         reader, writer = self._stream or await self.open()
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")

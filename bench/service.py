@@ -7,14 +7,17 @@ seconds per rate in ``--rates``:
 - ``bare``: bench/bare_app.py, FastAPI scoring one fixed feature row (the baseline);
 - ``memory``: ``fraudops serve`` with in-memory feature state;
 - ``overload``: the same in-memory service at ``--overload-factor`` × the highest rate whose
-  p99 was ≤ 10 ms with no errors (the sustainable rate), with more connections than the
-  service admits at once, so it has excess to shed;
+  p99 was ≤ 10 ms with no errors (the sustainable rate);
 - ``redis``: ``fraudops serve`` with its feature state in Redis (127.0.0.1:6379, under a
   key prefix of its own, deleted at the end).
 
 Each server is a separate process, loaded only once ``/readyz`` answers 200, stopped with
 SIGTERM. The load generator (bench/loadgen.py) is open-loop, so latency counts from each
-request's intended send time. The machine is small, shared and noisy: compare the service
+request's intended send time. Its connection pool is larger than the number of requests
+the service admits at once (``service.max_in_flight``): twice as large for the rates, four
+times for the overload. With a pool of exactly that size, a saturated service would never
+see its excess, which would wait in the generator's queue instead of reaching the
+service's load shedding. The machine is small, shared and noisy: compare the service
 with the bare app of the same run (``ratios``), not with figures from another day.
 Progress goes to stderr, the one JSON document to stdout.
 
@@ -56,6 +59,7 @@ from fraudops.ingest import ingest_sources, load_mapping
 from fraudops.lake import TRANSACTIONS_DIR, parquet_glob
 from fraudops.learn.artifact import MANIFEST_FILE, load_model_dir
 from fraudops.learn.jobs import train_model
+from fraudops.settings import ServiceSettings
 from fraudops.simulate import SimulationConfig, run_simulation
 from loadgen import RunResult, run, run_load
 
@@ -471,13 +475,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per rate")
     parser.add_argument("--rates", default="200,500,1000", help="requests per second, commas")
     parser.add_argument("--overload-factor", type=float, default=3.0)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument(
-        "--overload-connections",
-        type=int,
-        default=256,
-        help="more than the service admits at once (service.max_in_flight, 64), to shed",
-    )
+    admitted = ServiceSettings().max_in_flight
+    parser.add_argument("--connections", type=int, default=2 * admitted)
+    parser.add_argument("--overload-connections", type=int, default=4 * admitted)
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--customers", type=int, default=DataPlan.customers)

@@ -1,7 +1,8 @@
 """A scripted keep-alive HTTP/1.1 server for the load generator's tests.
 
-Each request gets what ``respond(n)`` says for its number ``n`` (from 0): a status and a JSON
-body, a delay before answering, or ``None`` to close the connection without an answer.
+Each request gets what ``script(n)`` says for its number ``n`` (from 0): a status and a JSON
+body, a delay before answering, whether to close the connection after answering (as a
+server's keep-alive timeout does, without saying so), or ``None`` to close it without one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Reply:
     status: int = 200
     body: object = None
     delay_s: float = 0.0
+    close: bool = False
 
 
 Script = Callable[[int], Reply | None]
@@ -55,6 +57,8 @@ class FakeServer:
                     b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
                     b"Content-Length: %d\r\n\r\n%b" % (reply.status, len(body), body)
                 )
+                if reply.close:
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:

@@ -211,6 +211,12 @@ def test_dropped_connections_are_transport_errors_and_reopened() -> None:
     assert ({"200": half, "transport": half}, half) == (result.status_counts, result.errors)
 
 
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_sending() -> None:
+    """After a keep-alive close the next request goes on a new connection, not lost."""
+    result = against(lambda n: Reply(200, {}, close=True), arrivals="uniform", connections=1)
+    assert ({"200": REQUESTS}, 0) == (result.status_counts, result.errors)
+
+
 def test_unanswered_requests_time_out() -> None:
     """A server that never answers gives timeouts, not a hang."""
     result = against(
