@@ -62,6 +62,8 @@ class ServiceSettings(_Section):
     """A YAML rule set; None means the rule set shipped with the package."""
     static_review_amount: float = Field(default=500.0, ge=0.0)
     """The last fallback reviews transactions at or above this amount and approves the rest."""
+    isolate_models: bool = False
+    """Run every model on its own threads, even those whose latency is bounded."""
     recent_decisions: int = Field(default=100_000, ge=0)
     """How many recent decisions are kept in memory for idempotent retries and lookups."""
 

@@ -201,6 +201,9 @@ def build_runtime(
             definition.names,
             breaker=breaker(role),
             guard=ScoreGuard(settings.score_guard.constant_run),
+            inline=(
+                getattr(scorer, "latency_bounded", False) and not settings.service.isolate_models
+            ),
         )
         for role, scorer in scorers
     ]

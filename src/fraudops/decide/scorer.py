@@ -135,6 +135,10 @@ def _single_row(
 class LightGBMScorer:
     """A LightGBM binary model as a Scorer; thread-safe."""
 
+    latency_bounded = True
+    """Scoring walks a fixed set of trees in native code: it cannot block or wait, so the
+    decision service may run it on its event loop (see ``decide.models``)."""
+
     def __init__(
         self,
         booster: lgb.Booster,

@@ -272,3 +272,32 @@ def test_postgres_stopping_mid_run_loses_no_decision(
     assert {"model"} == {b["source"] for b in down}
     assert depth > 0
     assert 80 == written
+
+
+class BoundedFaultyScorer(FaultyScorer):
+    """A faulty model that claims bounded latency, so the service runs it on its event loop."""
+
+    latency_bounded = True
+
+
+def test_an_inline_model_grown_slow_counts_as_timing_out(
+    tmp_path: Path,
+    trained_lake: TrainedLake,
+    transactions: list[Transaction],
+    real_scorer: LightGBMScorer,
+) -> None:
+    """A model run on the loop that takes longer than its timeout falls back and trips."""
+    slow = BoundedFaultyScorer(real_scorer)
+    settings = service_settings(tmp_path, trained_lake.model_dir)
+    with running_service(settings, scorers=[("champion", slow), ("last_good", real_scorer)]) as (
+        client,
+        runtime,
+    ):
+        slow.mode, slow.hang_s = "hang", 0.03
+        bodies = _post_all(client, transactions[:4])
+        inline = runtime.service.models[0].inline
+    assert inline
+    assert ["champion:timeout"] * 3 + ["champion:breaker_open"] == [
+        b["degraded_reason"] for b in bodies
+    ]
+    assert {"last_good"} == {b["source"] for b in bodies}
