@@ -330,6 +330,23 @@ def delete_keys(url: str, prefix: str) -> int:
     return deleted
 
 
+def code_version() -> dict[str, Any]:
+    """The commit being measured and whether the tree differs from it (None outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=BENCH, capture_output=True, text=True, timeout=30, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    changes = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "dirty": None if changes is None else bool(changes)}
+
+
 def sustainable(results: Sequence[RunResult], p99_ms: float) -> float | None:
     """The highest rate answered with p99 ≤ ``p99_ms`` and no errors; None if none was."""
     good = [r.rate_rps for r in results if r.errors == 0 and r.p99_ms <= p99_ms]
@@ -376,6 +393,7 @@ def targets(
 def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Every configuration in turn; the results as one dict."""
     began = time.perf_counter()
+    code = code_version()
     rates = [float(r) for r in args.rates.split(",")]
     prepared = prepare(workdir, DataPlan(customers=args.customers, days=args.days))
     key = secrets.token_urlsafe(24)
@@ -450,6 +468,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "overload_connections": args.overload_connections,
             "cpus": os.cpu_count(),
         },
+        "code": code,
         "dataset": prepared.summary,
         "runs": {
             **{name: [r.as_dict() for r in runs] for name, runs in series.items()},
