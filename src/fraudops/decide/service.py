@@ -24,10 +24,9 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,11 +54,10 @@ if TYPE_CHECKING:
     from fraudops.decide.rules import RuleOutcome, RuleSet
     from fraudops.decide.static import StaticPolicy
     from fraudops.features.online import OnlineFeatures
+    from fraudops.features.state import AsyncFeatureState
     from fraudops.monitoring.metrics import Metrics
 
 _SEVERITY = {Action.APPROVE: 0, Action.REVIEW: 1, Action.DECLINE: 2}
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +112,7 @@ class DecisionService:
         limits: Limits = Limits(),
         recent_capacity: int = 100_000,
         on_decision: Callable[[Decision, str | None], None] | None = None,
-        state_in_process: bool = False,
+        remote_state: AsyncFeatureState | None = None,
     ) -> None:
         self.features = features
         self.models = tuple(models)
@@ -137,12 +135,12 @@ class DecisionService:
             "decision", on_fallback=self._on_fallback
         )
         self._feature_names = tuple(f.name for f in features.definition.features)
-        # A store in this process (memory) is a bounded computation of ~0.1 ms: it runs on
-        # the event loop, which also serialises it. A remote store (Redis) can hang, so it
-        # gets one thread of its own: updates for a card or terminal never interleave, a
-        # hung store holds up only that thread, and its timeout can be enforced.
-        self._state_in_process = state_in_process
-        self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="fraudops-state")
+        # The state in this process (memory) is a bounded computation of ~0.1 ms: it runs
+        # on the event loop, which also serialises it. A remote store (Redis) is awaited
+        # under the store's timeout; one lock keeps a transaction's read-compute-write
+        # from interleaving with another's, so no update of a card or terminal is lost.
+        self.remote_state = remote_state
+        self._state_lock = asyncio.Lock()
         self._on_decision = on_decision
         # Labelled metric children looked up once: ``labels()`` costs microseconds a call.
         self._decision_counters: dict[tuple[str, str], Any] = {}
@@ -207,9 +205,7 @@ class DecisionService:
         row: np.ndarray | None = None
         with self.stage("features"):
             try:
-                row = await self.store_breaker.call(
-                    lambda: self._on_state(deadline, self.features.compute_and_update, tx)
-                )
+                row = await self.store_breaker.call(lambda: self._features_of(tx, deadline))
             except Exception as exc:
                 attempt = Attempt("features", reason_of(exc))
                 failures.append(attempt)
@@ -336,9 +332,7 @@ class DecisionService:
         self.metrics.labels_received.labels(source=label.source).inc()
         deadline = Deadline(self.limits.deadline_s)
         try:
-            applied = await self.store_breaker.call(
-                lambda: self._on_state(deadline, self._observe_label, label)
-            )
+            applied = await self.store_breaker.call(lambda: self._apply_label(label, deadline))
         except Exception as exc:
             return LabelOutcome(stored=True, applied=False, reason=reason_of(exc))
         if not applied:
@@ -346,18 +340,41 @@ class DecisionService:
             return LabelOutcome(stored=True, applied=False, reason="transaction_not_in_state")
         return LabelOutcome(stored=True, applied=True)
 
-    async def _on_state(self, deadline: Deadline, fn: Callable[[_T], _R], arg: _T) -> _R:
-        """Run a state operation where the store lives, under the store's timeout."""
-        if self._state_in_process:
-            return fn(arg)
-        return await deadline.run_in_thread(
-            self._state_thread, fn, arg, stage="features", timeout_s=self.limits.store_timeout_s
+    async def _features_of(self, tx: Transaction, deadline: Deadline) -> np.ndarray:
+        """The features of ``tx``, which joins the state (wherever the state lives)."""
+        remote = self.remote_state
+        if remote is None:
+            return self.features.compute_and_update(tx)
+
+        async def read_compute_write() -> np.ndarray:
+            async with self._state_lock:
+                card, terminal = await remote.get_pair(tx.customer_id, tx.terminal_id)
+                row, write = self.features.compute(tx, card, terminal)
+                await remote.put_event(write)
+                return row
+
+        return await deadline.run(
+            read_compute_write(), stage="features", timeout_s=self.limits.store_timeout_s
         )
 
-    def _observe_label(self, label: Label) -> bool:
-        """Apply ``label`` on the state thread; whether the online state took it."""
+    async def _apply_label(self, label: Label, deadline: Deadline) -> bool:
+        """Apply ``label`` to the online state; whether the state took it."""
         before = self.features.labels_applied
-        self.features.observe_label(label)
+        remote = self.remote_state
+        if remote is None:
+            self.features.observe_label(label)
+            return self.features.labels_applied > before
+
+        async def read_apply_write() -> None:
+            async with self._state_lock:
+                ref, terminal = await remote.get_label_target(label.transaction_id)
+                changed = self.features.apply_label(label, ref, terminal)
+                if ref is not None and changed is not None:
+                    await remote.put_terminal(ref.terminal_id, changed)
+
+        await deadline.run(
+            read_apply_write(), stage="features", timeout_s=self.limits.store_timeout_s
+        )
         return self.features.labels_applied > before
 
     # ---------------------------------------------------------------- lookups
@@ -383,8 +400,7 @@ class DecisionService:
             model.warm_up(sample, policy=self.policy, explain=self.limits.explain)
 
     def close(self) -> None:
-        """Stop the service's threads; the caller closes the log and stores."""
-        self._state_thread.shutdown(wait=True, cancel_futures=False)
+        """Stop the models' threads; the caller closes the log and stores."""
         for model in self.models:
             model.close()
 

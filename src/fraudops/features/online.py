@@ -247,11 +247,22 @@ class OnlineFeatures:
 
     def compute_and_update(self, tx: Transaction) -> np.ndarray:
         """The features of ``tx`` in definition order (float64); then ``tx`` joins the state."""
+        card, terminal = self.state.get_pair(tx.customer_id, tx.terminal_id)
+        values, write = self.compute(tx, card, terminal)
+        self.state.put_event(write)
+        return values
+
+    def compute(
+        self, tx: Transaction, card: CardState | None, terminal: TerminalState | None
+    ) -> tuple[np.ndarray, StateWrite]:
+        """The features of ``tx`` from its records, and the records with ``tx`` joined.
+
+        Pure over its arguments (the records are updated in place and returned in the
+        write), so a caller holding the records elsewhere (an async store) does the I/O.
+        """
         t = to_micros(tx.timestamp)
-        state = self.state
-        stored_card, stored_terminal = state.get_pair(tx.customer_id, tx.terminal_id)
-        card = stored_card or CardState()
-        terminal = stored_terminal or TerminalState()
+        card = card or CardState()
+        terminal = terminal or TerminalState()
         card.evict(windows.expired_count(card.ts, t, self._card_horizon))
         terminal.evict(windows.expired_count(terminal.ts, t, self._terminal_horizon))
         x, y = _location(tx)
@@ -264,37 +275,47 @@ class OnlineFeatures:
         card.insert(index, t, tx_id, amount, tx.terminal_id, x, y)
         index = windows.insertion_index(terminal.ts, terminal.transaction_ids, t, tx_id)
         terminal.insert(index, t, tx_id)
-        state.put_event(
-            StateWrite(
-                tx.customer_id,
-                card,
-                tx.terminal_id,
-                terminal,
-                tx_id,
-                TxRef(tx.terminal_id, t),
-                t + self._terminal_horizon,
-            )
+        write = StateWrite(
+            tx.customer_id,
+            card,
+            tx.terminal_id,
+            terminal,
+            tx_id,
+            TxRef(tx.terminal_id, t),
+            t + self._terminal_horizon,
         )
-        return values
+        return values, write
 
     def observe_label(self, label: Label) -> None:
         """Record a label; the latest ``known_at`` wins, a fraud label wins a tie."""
-        known_at = to_micros(label.known_at)
         ref = self.state.get_tx_ref(label.transaction_id)
         terminal = None if ref is None else self.state.get_terminal(ref.terminal_id)
+        changed = self.apply_label(label, ref, terminal)
+        if ref is not None and changed is not None:
+            self.state.put_terminal(ref.terminal_id, changed)
+
+    def apply_label(
+        self, label: Label, ref: TxRef | None, terminal: TerminalState | None
+    ) -> TerminalState | None:
+        """Apply ``label`` to its terminal's record; the record if it changed, else None.
+
+        Counts the label as applied or ignored either way.
+        """
+        known_at = to_micros(label.known_at)
         if ref is None or terminal is None or known_at < ref.ts:
             self.labels_ignored += 1
-            return
+            return None
         lo = bisect_left(terminal.ts, ref.ts)
         hi = bisect_right(terminal.ts, ref.ts, lo)
         try:
             index = terminal.transaction_ids.index(label.transaction_id, lo, hi)
         except ValueError:
             self.labels_ignored += 1
-            return
+            return None
+        self.labels_applied += 1
         previous = terminal.label_known_at[index]
         if known_at > previous or (known_at == previous and label.is_fraud):
             terminal.label_known_at[index] = known_at
             terminal.is_fraud[index] = label.is_fraud
-            self.state.put_terminal(ref.terminal_id, terminal)
-        self.labels_applied += 1
+            return terminal
+        return None
