@@ -331,7 +331,10 @@ def delete_keys(url: str, prefix: str) -> int:
 
 
 def code_version() -> dict[str, Any]:
-    """The commit being measured and whether the tree differs from it (None outside git)."""
+    """The commit being measured and whether the tree differs from it (None outside git).
+
+    Taken as each server starts, since the tree may move during a ten-minute run.
+    """
 
     def git(*args: str) -> str | None:
         try:
@@ -393,7 +396,7 @@ def targets(
 def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Every configuration in turn; the results as one dict."""
     began = time.perf_counter()
-    code = code_version()
+    code: dict[str, Any] = {}
     rates = [float(r) for r in args.rates.split(",")]
     prepared = prepare(workdir, DataPlan(customers=args.customers, days=args.days))
     key = secrets.token_urlsafe(24)
@@ -406,6 +409,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     port = free_port()
     bare = [sys.executable, str(BENCH / "bare_app.py"), "--model-dir", str(prepared.model_dir)]
     bare += ["--port", str(port), "--features", json.dumps(prepared.fixed_row)]
+    code["bare"] = code_version()
     with serving(bare, os.environ, port, workdir / "bare.log"):
         series["bare"] = run_rates("bare", port, transaction_bodies(prepared.rows), rates, load)
 
@@ -419,6 +423,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         serve += ["--host", "127.0.0.1", "--port", str(port)]
         logs = Path(tempfile.mkdtemp(prefix="memory-", dir=workdir))
         env = service_env(key, logs, {"FRAUDOPS_STATE__BACKEND": "memory"})
+        code["memory"] = code_version()
         with serving(serve, env, port, logs / "serve.log"):
             bodies = transaction_bodies(prepared.rows)
             series["memory"] = run_rates("memory", port, bodies, rates, load)
@@ -448,6 +453,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "FRAUDOPS_STATE__KEY_PREFIX": prefix,
             }
             env = service_env(key, logs, redis_env)
+            code["redis"] = code_version()
             try:
                 with serving(serve, env, port, logs / "serve.log"):
                     bodies = transaction_bodies(prepared.rows)
