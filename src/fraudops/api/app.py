@@ -55,9 +55,11 @@ def create_app(settings: Settings, *, build: RuntimeFactory = build_runtime) -> 
         )
         heap.install()
         refreezing = asyncio.create_task(heap.keep_frozen())
+        measuring_lag = asyncio.create_task(runtime.service.loop_lag.run())
         try:
             yield
         finally:
+            measuring_lag.cancel()
             refreezing.cancel()
             heap.remove()
             await runtime.aclose()

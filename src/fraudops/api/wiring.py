@@ -8,6 +8,7 @@ store behind a cut proxy) before handing it to ``create_app``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -257,9 +258,10 @@ def build_runtime(
             model_timeout_s=service_settings.model_timeout_ms / 1000.0,
             store_timeout_s=service_settings.store_timeout_ms / 1000.0,
             max_in_flight=service_settings.max_in_flight,
+            max_loop_lag_s=service_settings.max_loop_lag_ms / 1000.0,
         ),
         recent_capacity=service_settings.recent_decisions,
-        on_decision=_log_decision,
+        on_decision=DecisionLines(),
         remote_state=remote_state,
     )
     return Runtime(
@@ -276,19 +278,45 @@ def build_runtime(
     )
 
 
-def _log_decision(decision: Decision, trace_id: str | None) -> None:
-    fields = {
-        "transaction_id": decision.transaction_id,
-        "action": decision.action.value,
-        "source": decision.source,
-        "score": round(decision.score, 6),
-        "model_version": decision.model_version,
-        "latency_ms": round(decision.latency_ms, 3),
-    }
-    if decision.degraded:
+class DecisionLines:
+    """Decision log lines, with degraded ones capped at ``per_second`` (the rest counted).
+
+    Every decision is counted in metrics; the lines are for people. Under a fault every
+    decision is degraded, and a warning line per decision at hundreds a second is load on
+    the service that is already struggling, so past the cap the lines are dropped and the
+    next one says how many were.
+    """
+
+    def __init__(self, per_second: int = 50, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_second = per_second
+        self._clock = clock
+        self._window = -1
+        self._written = 0
+        self.suppressed = 0
+
+    def __call__(self, decision: Decision, trace_id: str | None) -> None:
+        fields: dict[str, object] = {
+            "transaction_id": decision.transaction_id,
+            "action": decision.action.value,
+            "source": decision.source,
+            "score": round(decision.score, 6),
+            "model_version": decision.model_version,
+            "latency_ms": round(decision.latency_ms, 3),
+        }
+        if not decision.degraded:
+            log.info("decision", **fields)
+            return
+        window = int(self._clock())
+        if window != self._window:
+            self._window, self._written = window, 0
+        if self._written >= self.per_second:
+            self.suppressed += 1
+            return
+        self._written += 1
+        if self.suppressed:
+            fields["suppressed_since_last"] = self.suppressed
+            self.suppressed = 0
         log.warning("decision_degraded", degraded_reason=decision.degraded_reason, **fields)
-    else:
-        log.info("decision", **fields)
 
 
 def _on_spill(metrics: Metrics) -> Callable[[int], None]:

@@ -41,6 +41,7 @@ from fraudops.resilience import (
     Deadline,
     FallbackChain,
     LoadShedder,
+    LoopLag,
     reason_of,
 )
 from fraudops.types import Action, Decision, Label, Transaction
@@ -68,6 +69,7 @@ class Limits:
     model_timeout_s: float = 0.020
     store_timeout_s: float = 0.020
     max_in_flight: int = 64
+    max_loop_lag_s: float = 0.015
     top_reasons: int = 3
     explain: frozenset[Action] = frozenset({Action.REVIEW, Action.DECLINE})
 
@@ -130,7 +132,13 @@ class DecisionService:
         self.store_breaker = store_breaker
         self.limits = limits
         self.recent = RecentDecisions(recent_capacity)
-        self.shedder = LoadShedder("decisions", limits.max_in_flight, on_shed=self._on_shed)
+        self.loop_lag = LoopLag(limit_s=limits.max_loop_lag_s)
+        self.shedder = LoadShedder(
+            "decisions",
+            limits.max_in_flight,
+            on_shed=self._on_shed,
+            pressure=self.loop_lag.overloaded,
+        )
         self._chain: FallbackChain[_Answer] = FallbackChain(
             "decision", on_fallback=self._on_fallback
         )

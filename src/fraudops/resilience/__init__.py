@@ -15,7 +15,7 @@ from fraudops.resilience.fallback import (
     Step,
     reason_of,
 )
-from fraudops.resilience.shedding import LoadShedder
+from fraudops.resilience.shedding import LoadShedder, LoopLag
 
 __all__ = [
     "Attempt",
@@ -26,6 +26,7 @@ __all__ = [
     "FallbackExhaustedError",
     "FallbackResult",
     "LoadShedder",
+    "LoopLag",
     "Step",
     "reason_of",
 ]

@@ -11,7 +11,9 @@ would queue the excess, which is exactly what shedding avoids.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -27,13 +29,21 @@ class LoadShedder:
     """
 
     def __init__(
-        self, name: str, limit: int, *, on_shed: Callable[[str], None] | None = None
+        self,
+        name: str,
+        limit: int,
+        *,
+        on_shed: Callable[[str], None] | None = None,
+        pressure: Callable[[], bool] | None = None,
     ) -> None:
         if limit < 1:
             raise ConfigError(f"load shedder {name!r} needs a limit >= 1, got {limit}")
         self.name = name
         self.limit = limit
         self._on_shed = on_shed
+        # Work can pile up before it is counted (in socket buffers, behind a saturated
+        # event loop): ``pressure`` says so, and sheds even below the in-flight bound.
+        self._pressure = pressure
         self._in_flight = 0
         self._lock = threading.Lock()
 
@@ -44,8 +54,9 @@ class LoadShedder:
 
     def try_acquire(self) -> bool:
         """Admit one unit of work, or shed it (False, and ``on_shed``) at the limit."""
+        under_pressure = self._pressure is not None and self._pressure()
         with self._lock:
-            admitted = self._in_flight < self.limit
+            admitted = self._in_flight < self.limit and not under_pressure
             if admitted:
                 self._in_flight += 1
         if not admitted and self._on_shed is not None:
@@ -72,3 +83,44 @@ class LoadShedder:
 
     def __repr__(self) -> str:
         return f"LoadShedder({self.name!r}, in_flight={self._in_flight}, limit={self.limit})"
+
+
+class LoopLag:
+    """How late the event loop runs a timer: the sign of more work than it can do.
+
+    A loop that is saturated never lets requests reach an in-flight counter: they wait in
+    socket buffers and are late before anyone counts them. ``run`` wakes every
+    ``interval_s`` and smooths how late each wake-up was; ``overloaded`` is true while that
+    exceeds ``limit_s``, which a :class:`LoadShedder` takes as pressure to shed.
+    """
+
+    def __init__(
+        self,
+        *,
+        limit_s: float,
+        interval_s: float = 0.005,
+        smoothing: float = 0.3,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if limit_s <= 0 or interval_s <= 0 or not 0 < smoothing <= 1:
+            raise ConfigError("loop lag needs a positive limit and interval, smoothing in (0, 1]")
+        self.limit_s = limit_s
+        self.interval_s = interval_s
+        self.smoothing = smoothing
+        self.lag_s = 0.0
+        self._clock = clock
+
+    def observe(self, late_s: float) -> None:
+        """Fold one wake-up's lateness into the smoothed lag."""
+        self.lag_s += self.smoothing * (max(late_s, 0.0) - self.lag_s)
+
+    def overloaded(self) -> bool:
+        """Whether the smoothed lag is over the limit."""
+        return self.lag_s > self.limit_s
+
+    async def run(self) -> None:
+        """Measure until cancelled."""
+        while True:
+            expected = self._clock() + self.interval_s
+            await asyncio.sleep(self.interval_s)
+            self.observe(self._clock() - expected)

@@ -97,3 +97,22 @@ def test_each_stage_of_a_decision_is_a_span(
     traces = {span.context.trace_id for span in spans}
     assert {"transaction", "features", "score", "decide", "rules", "log"} == names
     assert 1 == len(traces)
+
+
+def test_degraded_decision_lines_are_capped_per_second() -> None:
+    """Past the cap, degraded lines are dropped and the next line says how many were."""
+    from structlog.testing import capture_logs
+
+    from fraudops.api.wiring import DecisionLines
+    from fraudops.types import Action
+
+    now = [100.0]
+    lines = DecisionLines(per_second=2, clock=lambda: now[0])
+    degraded = Decision("t", Action.APPROVE, 0.0, (), "static", 1.0, True, "champion:timeout")
+    with capture_logs() as captured:
+        for _ in range(5):
+            lines(degraded, None)
+        now[0] = 101.0
+        lines(degraded, None)
+    assert 3 == len(captured)
+    assert 3 == captured[-1]["suppressed_since_last"]

@@ -20,6 +20,7 @@ def test_public_surface_is_pinned() -> None:
         "FallbackExhaustedError",
         "FallbackResult",
         "LoadShedder",
+        "LoopLag",
         "Step",
         "reason_of",
     }

@@ -90,3 +90,50 @@ def test_in_flight_never_exceeds_the_limit(limit: int, ops: list[str]) -> None:
         assert 0 <= shedder.in_flight <= limit
         assert held == shedder.in_flight
     assert refused == len(shed.names)
+
+
+def test_pressure_sheds_below_the_in_flight_bound() -> None:
+    """While its pressure signal is on, the shedder sheds even with room left, and says so."""
+    shed: list[str] = []
+    pressed = [True]
+    shedder = LoadShedder("d", 10, on_shed=shed.append, pressure=lambda: pressed[0])
+    first = shedder.try_acquire()
+    pressed[0] = False
+    second = shedder.try_acquire()
+    assert (False, True, ["d"], 1) == (first, second, shed, shedder.in_flight)
+
+
+def test_loop_lag_smooths_and_trips_over_its_limit() -> None:
+    """One late wake-up does not trip it; sustained lateness does, and recovery clears it."""
+    from fraudops.resilience import LoopLag
+
+    lag = LoopLag(limit_s=0.010, smoothing=0.5)
+    lag.observe(0.015)
+    after_one = lag.overloaded()
+    for _ in range(5):
+        lag.observe(0.030)
+    sustained = lag.overloaded()
+    for _ in range(10):
+        lag.observe(0.0)
+    assert (False, True, False) == (after_one, sustained, lag.overloaded())
+
+
+def test_loop_lag_measures_a_blocked_loop() -> None:
+    """A loop blocked for 50 ms shows up as lag over a 10 ms limit."""
+    import asyncio
+    import time
+
+    from fraudops.resilience import LoopLag
+
+    lag = LoopLag(limit_s=0.010, interval_s=0.002, smoothing=1.0)
+
+    async def block_once() -> bool:
+        task = asyncio.create_task(lag.run())
+        await asyncio.sleep(0.01)
+        time.sleep(0.05)  # the loop is blocked: the monitor wakes late
+        await asyncio.sleep(0.001)
+        overloaded = lag.overloaded()
+        task.cancel()
+        return overloaded
+
+    assert asyncio.run(block_once())
