@@ -54,7 +54,7 @@ class ServiceSettings(_Section):
     model_timeout_ms: float = Field(default=20.0, gt=0.0)
     store_timeout_ms: float = Field(default=20.0, gt=0.0)
     max_in_flight: int = Field(default=64, ge=1)
-    max_loop_lag_ms: float = Field(default=15.0, gt=0.0)
+    max_loop_lag_ms: float = Field(default=25.0, gt=0.0)
     """Shed while the event loop runs this late (smoothed): work is queueing uncounted."""
     batch_max_items: int = Field(default=1000, ge=1)
     warmup_rows: int = Field(default=200, ge=0)

@@ -69,7 +69,7 @@ class Limits:
     model_timeout_s: float = 0.020
     store_timeout_s: float = 0.020
     max_in_flight: int = 64
-    max_loop_lag_s: float = 0.015
+    max_loop_lag_s: float = 0.025
     top_reasons: int = 3
     explain: frozenset[Action] = frozenset({Action.REVIEW, Action.DECLINE})
 
