@@ -62,7 +62,6 @@ def create_app(settings: Settings, *, build: RuntimeFactory = build_runtime) -> 
             measuring_lag.cancel()
             refreezing.cancel()
             heap.remove()
-            await runtime.aclose()
             await asyncio.to_thread(runtime.close, settings.service.shutdown_grace_s)
 
     async def require_key(request: Request) -> None:

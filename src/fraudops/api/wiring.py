@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from fraudops.decide.log import DecisionStore
-    from fraudops.features.redis_async import AsyncRedisFeatureState
     from fraudops.settings import Settings
     from fraudops.types import Decision
 
@@ -55,7 +54,6 @@ class Runtime:
     state: FeatureState
     store: DecisionStore
     log: BufferedDecisionLog
-    remote_state: AsyncRedisFeatureState | None
     models_wanted: tuple[str, ...]
     warmup_rows: int
     ready: bool = False
@@ -92,11 +90,6 @@ class Runtime:
         for record in reversed(records):
             self.service.recent.remember(record.decision)
         log.info("recent_decisions_loaded", decisions=len(records))
-
-    async def aclose(self) -> None:
-        """Close what lives on the event loop (the async Redis client)."""
-        if self.remote_state is not None:
-            await self.remote_state.close()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop taking work, write every decision, release every resource."""
@@ -219,15 +212,7 @@ def build_runtime(
         metrics.set_model(model.role, model.version)
 
     state = state if state is not None else _state(settings)
-    remote_state = None
-    if settings.state.backend == "redis" and not isinstance(state, InMemoryFeatureState):
-        from fraudops.features.redis_async import AsyncRedisFeatureState
 
-        remote_state = AsyncRedisFeatureState.from_url(
-            settings.state.redis_url,
-            prefix=settings.state.key_prefix,
-            timeout_s=settings.service.store_timeout_ms / 1000.0,
-        )
     store = store if store is not None else SqlDecisionStore(settings.decision_log.url)
     settings.decision_log.spill_dir.mkdir(parents=True, exist_ok=True)
     decision_log = BufferedDecisionLog(
@@ -262,7 +247,6 @@ def build_runtime(
         ),
         recent_capacity=service_settings.recent_decisions,
         on_decision=DecisionLines(),
-        remote_state=remote_state,
     )
     return Runtime(
         service=service,
@@ -271,7 +255,6 @@ def build_runtime(
         state=state,
         store=store,
         log=decision_log,
-        remote_state=remote_state,
         models_wanted=tuple(role for role, _ in scorers),
         warmup_rows=service_settings.warmup_rows,
         notes=notes,

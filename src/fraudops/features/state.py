@@ -189,30 +189,6 @@ class StateWrite(NamedTuple):
     ref_expires_at: int
 
 
-class AsyncFeatureState(Protocol):
-    """A remote state store for callers on an event loop: a transaction's I/O in two calls."""
-
-    async def get_pair(
-        self, card_id: str, terminal_id: str
-    ) -> tuple[CardState | None, TerminalState | None]:
-        """The card's and the terminal's records."""
-        ...
-
-    async def put_event(self, event: StateWrite) -> None:
-        """Write one transaction's card, terminal and reference."""
-        ...
-
-    async def get_label_target(
-        self, transaction_id: str
-    ) -> tuple[TxRef | None, TerminalState | None]:
-        """A transaction's reference and its terminal's record, for a label."""
-        ...
-
-    async def put_terminal(self, terminal_id: str, state: TerminalState) -> None:
-        """Store a terminal's record."""
-        ...
-
-
 class InMemoryFeatureState:
     """The embedded store: dicts in this process, references expired by event time."""
 
