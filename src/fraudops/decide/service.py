@@ -2,8 +2,8 @@
 
 One decision runs under a ``Deadline``:
 
-1. **features** — the online state, on its own thread, under the store's timeout and
-   breaker; the transaction joins the card's history here;
+1. **features** — the online state (memory, or Redis under its socket timeout) behind the
+   store's breaker; the transaction joins the card's history here;
 2. **score** — the fallback chain: champion model → last known good model → rules →
    static policy. Each model runs under its own timeout, breaker and score guard. Rules
    answer only when they could judge the transaction (a rule needing a feature the store
@@ -12,10 +12,12 @@ One decision runs under a ``Deadline``:
 4. **log** — the decision and the features served go to the buffered decision log, which
    never blocks.
 
-Above ``max_in_flight`` concurrent decisions the service sheds: it answers at once from
-rules on the transaction alone (or the static policy), without touching the state, rather
-than queueing into the deadline. Every fallback, shed request and breaker transition is a
-metric and a log event, and a decision that did not come from the champion says so.
+Above ``max_in_flight`` concurrent decisions, or while the event loop runs later than
+``max_loop_lag_s`` (work is queueing where no counter sees it), the service sheds: it
+answers at once from rules on the transaction alone (or the static policy), without
+touching the state, rather than queueing into the deadline. Every fallback, shed request
+and breaker transition is a metric and a log event, and a decision that did not come from
+the champion says so.
 """
 
 from __future__ import annotations
@@ -220,8 +222,8 @@ class DecisionService:
         if row is not None:
             feature_map = dict(zip(self._feature_names, row.tolist(), strict=True))
 
-        if not self.models:
-            failures.append(Attempt("model", "not_loaded"))
+        if "champion" not in self._model_roles:
+            failures.append(Attempt("champion", "not_loaded"))
         steps: list[tuple[str, Callable[[], Awaitable[_Answer]]]] = []
         if row is not None:
             for model in self.models:
@@ -256,7 +258,8 @@ class DecisionService:
                     timeout_s=self.limits.model_timeout_s,
                 )
             self.metrics.scores.observe(scored.score)
-            source = "model" if model is self.models[0] else model.role
+            # Only the champion is "model"; anything else answering is a fallback.
+            source = "model" if model.role == "champion" else model.role
             return _Answer(
                 scored.action, scored.score, source, scored.model_version, scored.reasons
             )

@@ -159,7 +159,22 @@ def test_with_no_model_rules_and_the_static_policy_answer(
         bodies = _post_all(client, transactions[:10])
     assert (503, False) == (ready.status_code, ready.json()["ready"])
     assert {"rules", "static"} >= {b["source"] for b in bodies}
-    assert all(b["degraded_reason"].startswith("model:not_loaded") for b in bodies)
+    assert all(b["degraded_reason"].startswith("champion:not_loaded") for b in bodies)
+
+
+def test_without_a_champion_the_last_good_model_answers_degraded(
+    tmp_path: Path,
+    trained_lake: TrainedLake,
+    transactions: list[Transaction],
+    real_scorer: LightGBMScorer,
+) -> None:
+    """Only the last known good model loaded: it decides, and every decision says why."""
+    settings = service_settings(tmp_path, trained_lake.model_dir)
+    with running_service(settings, scorers=[("last_good", real_scorer)]) as (client, _):
+        bodies = _post_all(client, transactions[:3])
+    assert {("last_good", "champion:not_loaded")} == {
+        (b["source"], b["degraded_reason"]) for b in bodies
+    }
 
 
 class BrokenState(InMemoryFeatureState):
