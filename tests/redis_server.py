@@ -23,18 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from tests.services import require_program
+from tests.services import free_port, require_program
 
 _HOST = "127.0.0.1"
 _START_TIMEOUT_S = 10.0
 _POLL_INTERVAL_S = 0.01
-
-
-def _free_port() -> int:
-    """A loopback port nothing listens on now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((_HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def _answers_ping(port: int) -> bool:
@@ -128,7 +121,7 @@ def private_redis() -> Iterator[PrivateRedis]:
     """A private, running ``redis-server``; skips (fails in CI) if the program is missing."""
     program = require_program("redis-server", "redis-server")
     with tempfile.TemporaryDirectory(prefix="fraudops-redis-") as directory:
-        server = PrivateRedis(program, _free_port(), Path(directory))
+        server = PrivateRedis(program, free_port(), Path(directory))
         server.start()
         try:
             yield server

@@ -41,6 +41,13 @@ def reachable(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def require_port(name: str, host: str, port: int) -> None:
     """Skip (fail in CI) unless ``name`` listens on ``host:port``."""
     if not reachable(host, port):

@@ -1,8 +1,7 @@
 """The decision API: transactions in (one or a batch), decisions and labels.
 
-A well-formed transaction always gets a decision, never a 5xx: if the decision path itself
-breaks (a bug, not a dependency — those are handled by the fallback chain), the route
-answers from the static policy and says so.
+A well-formed transaction always gets a decision, never a 5xx: the decision service answers
+even when its own path breaks (see ``DecisionService.decide``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from fraudops.api.schemas import (
     Problem,
     TransactionIn,
 )
-from fraudops.types import Decision, Transaction
 
 if TYPE_CHECKING:
     from fraudops.api.wiring import Runtime
@@ -61,29 +59,6 @@ def _transaction_body(schema: dict[str, Any], *, batch: bool) -> dict[str, Any]:
 _TX_SCHEMA = TransactionIn.model_json_schema()
 
 
-async def _decide(runtime: Runtime, tx: Transaction) -> tuple[Decision, bool]:
-    service = runtime.service
-    try:
-        return await service.decide(tx)
-    except Exception as exc:  # the last line of "never 5xx": a bug must not drop a payment
-        log.exception("decision_path_failed", transaction_id=tx.transaction_id)
-        action, score = service.static.decide(tx)
-        decision = Decision(
-            transaction_id=tx.transaction_id,
-            action=action,
-            score=score,
-            reasons=(),
-            model_version="static",
-            latency_ms=0.0,
-            degraded=True,
-            degraded_reason=f"service:{type(exc).__name__}",
-            source="static",
-        )
-        runtime.metrics.decisions.labels(action=action, source="static").inc()
-        runtime.metrics.fallbacks.labels(step="service", reason="internal_error").inc()
-        return decision, False
-
-
 def _parse_one(body: bytes) -> TransactionIn | JsonBytes:
     try:
         return _TRANSACTION.validate_json(body)
@@ -109,7 +84,7 @@ async def post_transaction(request: Request) -> JsonBytes:
             runtime.metrics.dead_letters.labels(stage="api", reason="invalid_transaction").inc()
             return parsed
         span.set_attribute("fraudops.transaction_id", parsed.transaction_id)
-        decision, _ = await _decide(runtime, parsed.to_transaction())
+        decision, _ = await runtime.service.decide(parsed.to_transaction())
         return JsonBytes(DecisionOut.of(decision))
 
 
@@ -172,7 +147,7 @@ async def post_batch(request: Request) -> JsonBytes:
                 except ValidationError as exc:
                     problems = field_problems(exc.errors())
                 else:
-                    decision, duplicate = await _decide(runtime, parsed.to_transaction())
+                    decision, duplicate = await runtime.service.decide(parsed.to_transaction())
                     duplicates += duplicate
                     accepted += not duplicate
                     results.append(

@@ -23,7 +23,6 @@ the champion says so.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -31,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import structlog
 
 from fraudops.decide.log import DecisionRecord
 from fraudops.decide.models import Scored, ServedModel
@@ -46,7 +46,7 @@ from fraudops.resilience import (
     LoopLag,
     reason_of,
 )
-from fraudops.types import Action, Decision, Label, Transaction
+from fraudops.types import Action, Decision, Label, Reason, Transaction
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from fraudops.features.online import OnlineFeatures
     from fraudops.monitoring.metrics import Metrics
 
+_log = structlog.get_logger("fraudops.decide")
 _SEVERITY = {Action.APPROVE: 0, Action.REVIEW: 1, Action.DECLINE: 2}
 
 
@@ -83,7 +84,7 @@ class _Answer:
     score: float
     source: str
     model_version: str
-    reasons: tuple[Any, ...] = ()
+    reasons: tuple[Reason, ...] = ()
     rule_hits: tuple[str, ...] = ()
 
 
@@ -171,11 +172,33 @@ class DecisionService:
         self.recent.claim(tx_id)
         try:
             decision = await self._decide_new(tx)
+        except Exception as exc:
+            # The last line of "never a 5xx": a bug in this path must not drop a payment.
+            decision = self._decide_after_error(tx, exc)
         except BaseException as exc:
             self.recent.abandon(tx_id, exc)
             raise
         self.recent.finish(tx_id, decision)
         return decision, False
+
+    def _decide_after_error(self, tx: Transaction, error: Exception) -> Decision:
+        """The static policy's decision, logged and counted, when the path itself failed."""
+        _log.exception("decision_path_failed", transaction_id=tx.transaction_id)
+        action, score = self.static.decide(tx)
+        decision = Decision(
+            transaction_id=tx.transaction_id,
+            action=action,
+            score=score,
+            reasons=(),
+            model_version="static",
+            latency_ms=0.0,
+            degraded=True,
+            degraded_reason=f"service:{reason_of(error)}",
+            source="static",
+        )
+        self._on_fallback("decision", Attempt("service", reason_of(error)))
+        self._record(tx, decision, None, 0.0)
+        return decision
 
     async def _decide_new(self, tx: Transaction) -> Decision:
         started = time.perf_counter()
@@ -183,10 +206,10 @@ class DecisionService:
         with self.shedder.slot() as admitted:
             self.metrics.in_flight.set(self.shedder.in_flight)
             if admitted:
-                answer, row, failures = await self._decide_admitted(tx, deadline)
+                answer, features, failures = await self._decide_admitted(tx, deadline)
             else:
                 answer, failures = await self._decide_shed(tx), (Attempt("admission", "shed"),)
-                row = None
+                features = None
         self.metrics.in_flight.set(self.shedder.in_flight)
         latency_s = time.perf_counter() - started
         decision = Decision(
@@ -203,12 +226,12 @@ class DecisionService:
             rule_hits=answer.rule_hits,
             source=answer.source,
         )
-        self._record(tx, decision, row, latency_s)
+        self._record(tx, decision, features, latency_s)
         return decision
 
     async def _decide_admitted(
         self, tx: Transaction, deadline: Deadline
-    ) -> tuple[_Answer, np.ndarray | None, tuple[Attempt, ...]]:
+    ) -> tuple[_Answer, dict[str, float] | None, tuple[Attempt, ...]]:
         failures: list[Attempt] = []
         row: np.ndarray | None = None
         with self.stage("features"):
@@ -236,7 +259,7 @@ class DecisionService:
         answer = result.value
         if result.step in self._model_roles:
             answer = self._with_always_rules(tx, feature_map, answer)
-        return answer, row, tuple(failures)
+        return answer, feature_map, tuple(failures)
 
     async def _decide_shed(self, tx: Transaction) -> _Answer:
         result = await self._chain.run(
@@ -302,18 +325,15 @@ class DecisionService:
         return replace(answer, action=action, rule_hits=outcome.hits)
 
     def _record(
-        self, tx: Transaction, decision: Decision, row: np.ndarray | None, latency_s: float
+        self,
+        tx: Transaction,
+        decision: Decision,
+        features: Mapping[str, float] | None,
+        latency_s: float,
     ) -> None:
         trace_id = current_trace_id()
         with self.stage("log"):
-            features = (
-                None
-                if row is None
-                else {
-                    name: (None if math.isnan(value) else value)
-                    for name, value in zip(self._feature_names, row.tolist(), strict=True)
-                }
-            )
+            # The record keeps its own copy, with NaN (unknown) stored as None.
             self.log.append(
                 DecisionRecord(
                     decision=decision,

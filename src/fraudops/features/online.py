@@ -257,8 +257,8 @@ class OnlineFeatures:
     ) -> tuple[np.ndarray, StateWrite]:
         """The features of ``tx`` from its records, and the records with ``tx`` joined.
 
-        Pure over its arguments (the records are updated in place and returned in the
-        write), so a caller holding the records elsewhere (an async store) does the I/O.
+        No I/O: the records are updated in place and returned in the write, so the store is
+        touched only by ``compute_and_update``, once to read and once to write.
         """
         t = to_micros(tx.timestamp)
         card = card or CardState()

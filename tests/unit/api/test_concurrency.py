@@ -116,3 +116,26 @@ def test_degraded_decision_lines_are_capped_per_second() -> None:
         lines(degraded, None)
     assert 3 == len(captured)
     assert 3 == captured[-1]["suppressed_since_last"]
+
+
+def test_a_bug_in_the_decision_path_still_gets_a_logged_static_answer(
+    slow_runtime: tuple[Runtime, FaultyScorer], transactions: list[Transaction]
+) -> None:
+    """If the path itself raises, the static policy answers, flagged, and it is logged."""
+    runtime, _ = slow_runtime
+
+    async def broken(tx: Transaction) -> Decision:
+        raise RuntimeError("a bug")
+
+    runtime.service._decide_new = broken  # type: ignore[method-assign]
+    tx = transactions[0]
+    decision, retry = asyncio.run(runtime.service.decide(tx))
+    runtime.log.flush()
+    record = runtime.log.get(tx.transaction_id)
+    assert ("static", "service:runtime_error", False) == (
+        decision.source,
+        decision.degraded_reason,
+        retry,
+    )
+    assert record is not None
+    assert decision == record.decision

@@ -8,7 +8,6 @@ the HTTP query API until an expression returns what the test waits for.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 import httpx2 as httpx
 import yaml
 
-from tests.services import require_program
+from tests.services import free_port, require_program
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[3] / "deploy" / "prometheus"
 """The deployed Prometheus configuration, rules and rule tests."""
@@ -28,14 +27,6 @@ RULES_FILE = PROMETHEUS_DIR / "rules" / "fraudops.rules.yml"
 
 Result = list[dict[str, Any]]
 """The ``data.result`` of an instant query: one dict per series (``metric``, ``value``)."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
