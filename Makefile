@@ -13,7 +13,7 @@ help: ## list the commands
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,torch]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install fraudops with its dev tools
