@@ -31,11 +31,20 @@ class PolicySettings(_Section):
 
     review_threshold: float = Field(default=0.2, ge=0.0, le=1.0)
     decline_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    file: Path | None = None
+    """A policy file (``learn.thresholds.write_policy_file``) whose thresholds replace the
+    two above; read and checked when the service starts."""
 
     @model_validator(mode="after")
     def _ordered(self) -> PolicySettings:
         if self.review_threshold > self.decline_threshold:
             raise ValueError("review_threshold must not exceed decline_threshold")
+        given = self.model_fields_set & {"review_threshold", "decline_threshold"}
+        if self.file is not None and given:
+            raise ValueError(
+                f"set either a policy file or {' and '.join(sorted(given))}, not both:"
+                " the file's thresholds would silently replace them"
+            )
         return self
 
 
