@@ -29,6 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from fraudops.errors import InputError, ModelError, NotEnoughDataError, validation_problems
 from fraudops.learn.metrics import assess, average_precision
@@ -243,7 +244,8 @@ class Stacking:
             )
         if len(np.unique(y)) != 2:
             raise NotEnoughDataError("stacking needs both fraudulent and genuine rows")
-        model = LogisticRegression(C=c, max_iter=1000).fit(_logits(scores), y)
+        with threadpool_limits(limits=1):
+            model = LogisticRegression(C=c, max_iter=1000).fit(_logits(scores), y)
         return cls(names, tuple(float(v) for v in model.coef_[0]), float(model.intercept_[0]))
 
     def combine(self, member_scores: npt.ArrayLike) -> FloatVector:
