@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fraudops.cli import _demo, _ingest, _learn, _serve, _simulate
+from fraudops.cli import _demo, _ingest, _learn, _models, _serve, _simulate, _tune
 
 app = typer.Typer(
     name="fraudops",
@@ -17,8 +17,10 @@ app.command("simulate")(_simulate.simulate)
 app.command("ingest")(_ingest.ingest)
 app.command("train")(_learn.train)
 app.command("evaluate")(_learn.evaluate)
+app.command("tune")(_tune.tune)
 app.command("demo")(_demo.demo)
 app.command("serve")(_serve.serve)
 app.add_typer(_serve.keys, name="keys")
+app.add_typer(_models.models, name="models")
 
 __all__ = ["app"]
