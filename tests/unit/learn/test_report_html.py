@@ -15,11 +15,11 @@ import pytest
 from fraudops.errors import InputError
 from fraudops.learn.report_html import (
     Calibration,
-    CostPoint,
+    CostCurvePoint,
     FoldScores,
     HandbookRow,
     MemberScore,
-    ThresholdChoice,
+    Thresholds,
     TrainingReportData,
     per_scenario_recall,
     render_training_report,
@@ -98,11 +98,11 @@ def full_data(**changes: Any) -> TrainingReportData:
             brier_calibrated=0.00388,
             method="isotonic",
         ),
-        threshold=ThresholdChoice(
+        threshold=Thresholds(
             review_threshold=0.2,
             decline_threshold=0.8,
             capacity_per_day=100,
-            cost_curve=[CostPoint(float(t), 1000 * (t - 0.2) ** 2 + 50, 30 / t) for t in grid],
+            cost_curve=[CostCurvePoint(float(t), 1000 * (t - 0.2) ** 2 + 50, 30 / t) for t in grid],
             cost_unit="€ a day",
         ),
         feature_importance={f"feature_{i}": float(100 - 3 * i) for i in range(24)},
@@ -220,16 +220,29 @@ def test_minimal_data_leaves_optional_sections_out(tmp_path: Path) -> None:
 def test_threshold_without_scenarios_or_cost_curve_leaves_those_figures_out(
     tmp_path: Path,
 ) -> None:
-    """Thresholds alone give their section but no cost or scenario figure."""
+    """Thresholds alone (no curve, no capacity) give their section but no cost or scenario
+    figure."""
     scores = replace(fold_scores(0), scenarios=None)
     data = minimal_data(
         fold_scores=[scores],
-        threshold=ThresholdChoice(review_threshold=0.2, decline_threshold=0.8, capacity_per_day=50),
+        threshold=Thresholds(review_threshold=0.2, decline_threshold=0.8),
     )
     html = render_training_report(data, tmp_path / "r.html").read_text(encoding="utf-8")
     expected = ["Test weeks", "Ranking: precision–recall and ROC", "Score distribution"]
     assert [*expected, "Thresholds and cost"] == headings(html)
     assert 4 == html.count("<svg")
+    assert "no review capacity was set" in html
+
+
+def test_a_week_without_fraud_has_a_score_distribution_but_no_ranking_curves(
+    tmp_path: Path,
+) -> None:
+    """Curves that need both classes are left out; the histogram of scores is still drawn."""
+    genuine_only = FoldScores(fold=0, labels=np.zeros(50, np.int8), scores=np.full(50, 0.01))
+    data = minimal_data(fold_scores=[genuine_only])
+    html = render_training_report(data, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert ["Test weeks", "Score distribution"] == headings(html)
+    assert 2 == html.count("<svg")
 
 
 def test_render_replaces_an_existing_file_and_leaves_no_partial(tmp_path: Path) -> None:

@@ -9,11 +9,11 @@ same data. Importing this package loads neither matplotlib nor the template.
 
 from fraudops.learn.report_html._data import (
     Calibration,
-    CostPoint,
+    CostCurvePoint,
     FoldScores,
     HandbookRow,
     MemberScore,
-    ThresholdChoice,
+    Thresholds,
     TrainingReportData,
     scenario_names,
 )
@@ -22,12 +22,12 @@ from fraudops.learn.report_html._render import render_training_report
 
 __all__ = [
     "Calibration",
-    "CostPoint",
+    "CostCurvePoint",
     "FoldScores",
     "HandbookRow",
     "MemberScore",
     "ScenarioRecall",
-    "ThresholdChoice",
+    "Thresholds",
     "TrainingReportData",
     "per_scenario_recall",
     "render_training_report",

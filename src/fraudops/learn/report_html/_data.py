@@ -113,8 +113,8 @@ class Calibration:
 
 
 @dataclass(frozen=True, slots=True)
-class CostPoint:
-    """The expected cost and the review load of one candidate review threshold."""
+class CostCurvePoint:
+    """One candidate review threshold: its expected cost (per day) and its review load."""
 
     threshold: float
     expected_cost: float
@@ -122,13 +122,16 @@ class CostPoint:
 
 
 @dataclass(frozen=True, slots=True)
-class ThresholdChoice:
-    """The chosen review and decline thresholds, the cost curve they came from, and capacity."""
+class Thresholds:
+    """The chosen review and decline thresholds, the cost curve behind them, and capacity.
+
+    ``capacity_per_day`` is the review team's daily capacity, ``None`` when none was set.
+    """
 
     review_threshold: float
     decline_threshold: float
-    capacity_per_day: float
-    cost_curve: Sequence[CostPoint] = ()
+    capacity_per_day: float | None = None
+    cost_curve: Sequence[CostCurvePoint] = ()
     cost_unit: str = ""
 
 
@@ -157,7 +160,7 @@ class TrainingReportData:
     members: Sequence[MemberScore] = ()
     chosen_member: str | None = None
     calibration: Calibration | None = None
-    threshold: ThresholdChoice | None = None
+    threshold: Thresholds | None = None
     feature_importance: Mapping[str, float] = field(default_factory=dict)
     importance_kind: str = "gain"
     handbook: Sequence[HandbookRow] = ()

@@ -22,7 +22,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.typing import RcKeyType
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from fraudops.learn.report_html._data import Calibration, FoldScores, ThresholdChoice
+from fraudops.learn.report_html._data import Calibration, FoldScores, Thresholds
 from fraudops.learn.report_html._recall import ScenarioCatch
 
 WIDTH = 7.5
@@ -94,7 +94,7 @@ def _fold_colour(position: int) -> str:
     return PALETTE[position % len(PALETTE)]
 
 
-def _threshold_lines(ax: Axes, threshold: ThresholdChoice | None) -> None:
+def _threshold_lines(ax: Axes, threshold: Thresholds | None) -> None:
     if threshold is None:
         return
     ax.axvline(threshold.review_threshold, color=REVIEW_COLOUR, ls="--", lw=1.2, label="review")
@@ -108,7 +108,7 @@ def fold_metrics(entries: Sequence[Mapping[str, Any]]) -> str:
         left, right = figure.subplots(1, 2)
         ordered = sorted(entries, key=lambda e: str(e["test_start"]))
         x = np.arange(len(ordered))
-        ticks = [f"fold {e['fold']}\n{_day(e['test_start'])}" for e in ordered]
+        ticks = [_plain(f"fold {e['fold']}\n{_day(e['test_start'])}") for e in ordered]
         for key, label, colour in (
             ("roc_auc", "AUC ROC", PALETTE[0]),
             ("average_precision", "average precision", PALETTE[1]),
@@ -144,17 +144,15 @@ def _fold_label(fold: FoldScores, metrics: Mapping[int, Mapping[str, Any]], key:
     entry = metrics.get(fold.fold)
     if entry is None:
         return f"fold {fold.fold}"
-    return f"fold {fold.fold} ({_day(entry['test_start'])}): {float(entry[key]):.3f}"
+    return _plain(f"fold {fold.fold} ({_day(entry['test_start'])}): {float(entry[key]):.3f}")
 
 
 def pr_curves(folds: Sequence[FoldScores], metrics: Mapping[int, Mapping[str, Any]]) -> str:
-    """Precision against recall, one line per fold; legend carries each fold's AP."""
+    """Precision against recall, one line per fold (each with both classes); legend: AP."""
     with _style("pr"):
         figure = _figure(3.6)
         ax = figure.subplots()
         for position, fold in enumerate(folds):
-            if fold.labels.min(initial=0) == fold.labels.max(initial=0):
-                continue
             precision, recall, _ = precision_recall_curve(
                 fold.labels, fold.scores, drop_intermediate=True
             )
@@ -169,13 +167,12 @@ def pr_curves(folds: Sequence[FoldScores], metrics: Mapping[int, Mapping[str, An
 
 
 def roc_curves(folds: Sequence[FoldScores], metrics: Mapping[int, Mapping[str, Any]]) -> str:
-    """ROC per fold: the whole curve, and the low false-positive end on a log scale."""
+    """ROC per fold (each with both classes): the whole curve, and its low false-positive
+    end on a log scale."""
     with _style("roc"):
         figure = _figure(3.3, wspace=0.28)
         whole, low = figure.subplots(1, 2)
         for position, fold in enumerate(folds):
-            if fold.labels.min(initial=0) == fold.labels.max(initial=0):
-                continue
             fpr, tpr, _ = roc_curve(fold.labels, fold.scores, drop_intermediate=True)
             colour = _fold_colour(position)
             whole.plot(fpr, tpr, color=colour, label=_fold_label(fold, metrics, "roc_auc"))
@@ -193,7 +190,7 @@ def roc_curves(folds: Sequence[FoldScores], metrics: Mapping[int, Mapping[str, A
         return _svg(figure)
 
 
-def score_distribution(folds: Sequence[FoldScores], threshold: ThresholdChoice | None) -> str:
+def score_distribution(folds: Sequence[FoldScores], threshold: Thresholds | None) -> str:
     """Histogram of the calibrated score by class, counts on a log scale, thresholds marked."""
     with _style("scores"):
         labels = np.concatenate([f.labels for f in folds])
@@ -260,7 +257,7 @@ def reliability(calibration: Calibration) -> str:
         return _svg(figure)
 
 
-def cost_curve(threshold: ThresholdChoice) -> str:
+def cost_curve(threshold: Thresholds) -> str:
     """Expected cost and daily reviews against the review threshold, with the choice marked."""
     with _style("cost"):
         points = sorted(threshold.cost_curve, key=lambda p: p.threshold)
@@ -275,13 +272,14 @@ def cost_curve(threshold: ThresholdChoice) -> str:
         load_ax.plot(
             x, [p.reviews_per_day for p in points], color=PALETTE[2], label="reviews per day"
         )
-        load_ax.axhline(
-            threshold.capacity_per_day,
-            color=CAPACITY_COLOUR,
-            ls="-.",
-            lw=1,
-            label=f"review capacity ({threshold.capacity_per_day:,.0f} a day)",
-        )
+        if threshold.capacity_per_day is not None:
+            load_ax.axhline(
+                threshold.capacity_per_day,
+                color=CAPACITY_COLOUR,
+                ls="-.",
+                lw=1,
+                label=f"review capacity ({threshold.capacity_per_day:,.0f} a day)",
+            )
         _threshold_lines(cost_ax, threshold)
         if len(x) and x.min() > 0:
             cost_ax.set_xscale("log")

@@ -121,9 +121,12 @@ def _context(data: TrainingReportData) -> dict[str, Any]:
     by_fold = {int(e["fold"]): e for e in data.fold_metrics}
     scored = [f for f in data.fold_scores if f.labels.size]
     plots: dict[str, Markup] = {"folds": Markup(figures.fold_metrics(entries))}
+    # A ranking curve needs both classes; a week without fraud has none to draw.
+    ranked = [f for f in scored if f.labels.min() != f.labels.max()]
+    if ranked:
+        plots["pr"] = Markup(figures.pr_curves(ranked, by_fold))
+        plots["roc"] = Markup(figures.roc_curves(ranked, by_fold))
     if scored:
-        plots["pr"] = Markup(figures.pr_curves(scored, by_fold))
-        plots["roc"] = Markup(figures.roc_curves(scored, by_fold))
         plots["scores"] = Markup(figures.score_distribution(scored, data.threshold))
     if data.calibration is not None:
         plots["calibration"] = Markup(figures.reliability(data.calibration))
