@@ -90,9 +90,12 @@ class BalancedBaggingMember:
     def predict(self, features: npt.ArrayLike) -> FloatVector:
         """Probability of fraud for each row of ``features`` (n×f, feature order, NaN allowed)."""
         matrix = feature_matrix(features, self.feature_names, self.name)
+        # Checked once here and handed to every tree as the float32 array trees compare:
+        # letting each of 100 trees re-check the input cost 9× the time of one row.
+        checked = np.ascontiguousarray(matrix, dtype=np.float32)
         total = np.zeros(len(matrix))
         for tree in self.estimators:
-            total += tree.predict_proba(matrix)[:, 1]
+            total += tree.predict_proba(checked, check_input=False)[:, 1]
         return probabilities(total / len(self.estimators), len(matrix), self.name)
 
     def save(self, directory: Path) -> None:
