@@ -24,7 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from fraudops.decide.scorer import LightGBMScorer
+from fraudops.decide.ensemble_scorer import load_scorer
 
 PATH = "/v1/transactions"
 
@@ -54,7 +54,7 @@ def create_bare_app(model_dir: Path, features: Sequence[float | None] | None = N
 
     ``None`` in ``features`` means unknown (NaN), as in the feature stage's output.
     """
-    scorer = LightGBMScorer.from_model_dir(model_dir)
+    scorer = load_scorer(model_dir)
     row = (
         np.full(len(scorer.feature_names), math.nan)
         if features is None

@@ -25,8 +25,9 @@ import duckdb
 import numpy as np
 
 from fraudops.cli._common import progress_bars
-from fraudops.decide import LightGBMScorer, Policy
+from fraudops.decide import Policy
 from fraudops.decide.engine import DecisionEngine
+from fraudops.decide.ensemble_scorer import load_scorer
 from fraudops.decide.replay import replay, truth_of
 from fraudops.features import (
     InMemoryFeatureState,
@@ -152,7 +153,7 @@ def run(workdir: Path, feature_runs: int) -> dict[str, Any]:
             for key in ("roc_auc", "average_precision", "card_precision_at_100", "seconds")
         }
 
-        scorer = LightGBMScorer.from_model_dir(workdir / "model")
+        scorer = load_scorer(workdir / "model")
         engine = DecisionEngine(
             OnlineFeatures(definition, InMemoryFeatureState()),
             scorer,

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fraudops.decide import LightGBMScorer, Policy
+from fraudops.decide import Policy
 from fraudops.decide.engine import DecisionEngine
+from fraudops.decide.ensemble_scorer import load_scorer
 from fraudops.decide.replay import replay, truth_of
 from fraudops.demo import DemoPlan, run_demo
 from fraudops.features import (
@@ -68,7 +69,7 @@ def test_online_scores_equal_offline_scores(demo_run: DemoRun) -> None:
     """Train as you serve: the replayed online path scores exactly what training's table gives."""
     lake, model_dir = demo_run.workdir / "lake", demo_run.workdir / "model"
     definition = feature_definition(PLAN.delay_days)
-    scorer = LightGBMScorer.from_model_dir(model_dir)
+    scorer = load_scorer(model_dir)
     engine = DecisionEngine(
         OnlineFeatures(definition, InMemoryFeatureState()), scorer, Policy(0.2, 0.8)
     )

@@ -14,13 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fraudops.decide import DecisionEngine, LightGBMScorer, Policy
+from fraudops.decide import DecisionEngine, Policy
+from fraudops.decide.ensemble_scorer import load_scorer
 from fraudops.decide.replay import replay, truth_of
 from fraudops.features import InMemoryFeatureState, OnlineFeatures, feature_definition
 from fraudops.ingest import ingest_sources, load_mapping
-from fraudops.learn.jobs import train_model
+from fraudops.learn.jobs import POLICY_FILE, train_model
 from fraudops.progress import Progress, no_progress
-from fraudops.settings import PolicySettings
 from fraudops.simulate import SimulationConfig, run_simulation
 
 
@@ -139,8 +139,8 @@ def run_demo(
     definition = feature_definition(plan.delay_days)
     engine = DecisionEngine(
         OnlineFeatures(definition, InMemoryFeatureState()),
-        LightGBMScorer.from_model_dir(workdir / "model"),
-        Policy.from_settings(PolicySettings()),
+        load_scorer(workdir / "model"),
+        Policy.from_file(workdir / "model" / POLICY_FILE),
     )
     warmup_start = plan.decide_start - timedelta(days=plan.warmup_days)
     replayed, _ = replay(

@@ -8,6 +8,7 @@ store behind a cut proxy) before handing it to ``create_app``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,13 +17,14 @@ from typing import TYPE_CHECKING
 import structlog
 
 from fraudops.clock import Clock, SystemClock
+from fraudops.decide.ensemble_scorer import load_scorer
 from fraudops.decide.guard import ScoreGuard
 from fraudops.decide.log import SqlDecisionStore
 from fraudops.decide.log_buffer import BufferedDecisionLog
 from fraudops.decide.models import ServedModel
 from fraudops.decide.policy import Policy
 from fraudops.decide.rules import RuleSet
-from fraudops.decide.scorer import LightGBMScorer, Scorer
+from fraudops.decide.scorer import Scorer
 from fraudops.decide.service import DecisionService, Limits
 from fraudops.decide.static import StaticPolicy
 from fraudops.errors import FraudopsError, ModelError
@@ -144,9 +146,7 @@ def load_scorers(settings: Settings, definition: FeatureDefinition) -> list[tupl
     scorers: list[tuple[str, Scorer]] = []
     for role, path in wanted:
         try:
-            scorer = LightGBMScorer.from_model_dir(
-                path, definition_hash=definition.definition_hash()
-            )
+            scorer = load_scorer(path, definition_hash=definition.definition_hash())
         except ModelError as exc:
             log.error("model_not_loaded", role=role, path=str(path), error=str(exc))
             continue
@@ -278,6 +278,8 @@ class DecisionLines:
         self.suppressed = 0
 
     def __call__(self, decision: Decision, trace_id: str | None) -> None:
+        if not decision.degraded and not log.is_enabled_for(logging.INFO):
+            return  # the usual case in production: no line, so no fields to build either
         fields: dict[str, object] = {
             "transaction_id": decision.transaction_id,
             "action": decision.action.value,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from fraudops.cli._common import console, emit_json, fail_cleanly, progress_bars
 from fraudops.errors import InputError
 from fraudops.learn.jobs import evaluate_model, train_model
 from fraudops.learn.metrics import METRIC_KEYS
+from fraudops.learn.pipeline import DEFAULT_PIPELINE, with_capacity
 from fraudops.learn.report import Report
 
 
@@ -34,12 +36,35 @@ def train(
     delay_days: Annotated[int, typer.Option(min=0)] = 7,
     test_days: Annotated[int, typer.Option(min=1)] = 7,
     folds: Annotated[int, typer.Option(min=1, help="Prequential folds, each a week earlier.")] = 1,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write the training report (one HTML file) here; adds the baselines."),
+    ] = None,
+    policy_out: Annotated[
+        Path | None, typer.Option(help="Where to write the policy file (default OUT/policy.yaml).")
+    ] = None,
+    review_capacity: Annotated[
+        int | None,
+        typer.Option(min=0, help="Reviews the team can work a day (default: the pipeline's)."),
+    ] = None,
+    baselines: Annotated[
+        bool, typer.Option(help="Also retrain the handbook-style baselines on the same folds.")
+    ] = False,
+    register: Annotated[
+        bool, typer.Option(help="Register the model in the registry (no alias is moved).")
+    ] = False,
+    registry: Annotated[
+        Path | None, typer.Option(help="Registry directory (default <data_dir>/registry).")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
-    """Train a model and report its prequential test metrics."""
+    """Train the default pipeline and report its prequential test metrics."""
     start = _day(train_start, "--train-start")
+    config = DEFAULT_PIPELINE
+    if review_capacity is not None:
+        config = with_capacity(config, review_capacity)
     with progress_bars(enabled=not json_output) as progress:
-        report = train_model(
+        result = train_model(
             lake,
             out,
             train_start=start,
@@ -47,9 +72,24 @@ def train(
             delay_days=delay_days,
             test_days=test_days,
             n_folds=folds,
+            config=config,
+            policy_out=policy_out,
+            report_html=report,
+            baselines=baselines,
             progress=progress,
         )
-    _show(report, "train", json_output)
+    if register:
+        result.details["registered_version"] = _register(out, registry)
+    _show(result, "train", json_output)
+
+
+def _register(model_dir: Path, root: Path | None) -> int:
+    from fraudops.learn.registry import lineage_from_model_dir, open_registry
+    from fraudops.settings import load_settings
+
+    store = open_registry(root or load_settings().data_dir / "registry")
+    lineage = lineage_from_model_dir(model_dir, trained_by=getpass.getuser())
+    return store.register(model_dir, lineage=lineage).version
 
 
 @fail_cleanly

@@ -163,8 +163,10 @@ class LightGBMScorer:
 
     @classmethod
     def from_model_dir(cls, path: Path, *, definition_hash: str | None = None) -> LightGBMScorer:
-        """Load a model directory written by ``fraudops train``."""
+        """Load a format-1 model directory (one booster); ``load_scorer`` reads either format."""
         artifact = load_model_dir(path, definition_hash=definition_hash)
+        if artifact.manifest.format != 1 or artifact.booster is None:
+            raise ModelError(f"{path}: not a single-booster (format 1) model; use load_scorer")
         return cls(
             artifact.booster, artifact.manifest.model_version, artifact.manifest.feature_names
         )

@@ -3,32 +3,104 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fraudops.clock import Clock, SystemClock
 from fraudops.errors import ModelError, NotEnoughDataError
-from fraudops.learn.artifact import (
-    ManifestMetrics,
-    load_model_dir,
-    new_manifest,
-    save_model_dir,
-)
+from fraudops.learn.artifact import ManifestMetrics, load_model_dir, save_ensemble_dir
 from fraudops.learn.dataset import feature_definition, load_feature_table
-from fraudops.learn.protocol import Fold, assessment_rows, prequential_folds
-from fraudops.learn.report import Report, summarise
-from fraudops.learn.train import (
-    DETERMINISM,
-    HYPERPARAMETERS,
-    assess_fold,
-    constant_features,
-    cross_validate,
+from fraudops.learn.members import Learner, Member
+from fraudops.learn.metrics import METRIC_KEYS, Metrics, assess
+from fraudops.learn.pipeline import (
+    DEFAULT_PIPELINE,
+    PipelineConfig,
+    PipelineRun,
+    earliest_day,
+    run_baselines,
+    run_pipeline,
 )
+from fraudops.learn.protocol import Fold, assessment_rows, prequential_folds
+from fraudops.learn.report import FoldResult, Report, summarise
+from fraudops.learn.thresholds import write_policy_file
+from fraudops.learn.train import DETERMINISM, constant_features
 from fraudops.progress import Progress, no_progress
+
+FloatArray = npt.NDArray[np.float64]
+
+POLICY_FILE = "policy.yaml"
+"""The policy file ``fraudops train`` writes beside the model unless told where."""
+
+
+def export_members(members: Sequence[Member], check_rows: FloatArray) -> dict[str, bytes]:
+    """ONNX exports of the members the service does not score natively (all but LightGBM).
+
+    Each export is checked against its member on ``check_rows``: a model is never shipped
+    whose served scores differ from the ones it was measured with.
+    """
+    from fraudops.decide.onnx_scorer import OnnxScorer
+    from fraudops.learn import onnx_export
+
+    exports: dict[str, bytes] = {}
+    for member in members:
+        n = len(member.feature_names)
+        if member.kind == "lightgbm":
+            continue
+        if member.kind == "xgboost":
+            exported = onnx_export.xgboost_to_onnx(member.booster, n)  # type: ignore[attr-defined]
+        elif member.kind == "logistic":
+            exported = onnx_export.sklearn_to_onnx(member.estimator, n)  # type: ignore[attr-defined]
+        elif member.kind == "mlp":
+            exported = onnx_export.torch_to_onnx(member.module, n)  # type: ignore[attr-defined]
+        else:
+            raise ModelError(
+                f"member {member.name} ({member.kind}) cannot be exported to ONNX, so the"
+                " service could not score it; leave it out of the shipped model"
+            )
+        served = OnnxScorer(exported, member.name, member.feature_names).score_batch(check_rows)
+        gap = float(np.max(np.abs(served - member.predict(check_rows)), initial=0.0))
+        if gap > ONNX_TOLERANCE:
+            raise ModelError(
+                f"member {member.name}: its ONNX export scores up to {gap:.2e} away from the"
+                f" trained model (tolerance {ONNX_TOLERANCE:.0e})"
+            )
+        exports[member.name] = exported
+    return exports
+
+
+ONNX_TOLERANCE = 1e-4
+"""How far an ONNX export's score may stray from its member's (float32 against float64)."""
+
+
+def _model_hyperparameters(config: PipelineConfig) -> dict[str, Any]:
+    return {
+        "members": {learner.name: _describe(learner) for learner in config.learners},
+        "combiner": config.combiner,
+        "calibration": config.calibration,
+        "determinism": dict(DETERMINISM),
+    }
+
+
+def _describe(learner: Learner) -> dict[str, Any]:
+    described: dict[str, Any] = {"learner": type(learner).__name__}
+    for name in getattr(learner, "__dataclass_fields__", {}):
+        described[name] = _plain(getattr(learner, name))
+    return described
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
 
 
 def train_model(
@@ -40,11 +112,20 @@ def train_model(
     delay_days: int = 7,
     test_days: int = 7,
     n_folds: int = 1,
-    hyperparameters: Mapping[str, Any] = HYPERPARAMETERS,
+    config: PipelineConfig = DEFAULT_PIPELINE,
+    policy_out: Path | None = None,
+    report_html: Path | None = None,
+    baselines: bool = False,
     clock: Clock | None = None,
     progress: Progress = no_progress,
 ) -> Report:
-    """Fit one model per prequential fold, report their test metrics, save fold 0's model."""
+    """Run the training pipeline on every prequential fold; save fold 0's model and policy.
+
+    The model directory gets fold 0's members, combiner and calibrator; the policy file
+    (default ``<out>/policy.yaml``, beside the model but not part of it) the review and
+    decline thresholds chosen for it. ``baselines`` also retrains the handbook-style
+    baselines on the same folds (always done for ``report_html``).
+    """
     started = time.perf_counter()
     clock = clock or SystemClock()
     folds = prequential_folds(
@@ -55,7 +136,7 @@ def train_model(
         n_folds=n_folds,
     )
     definition = feature_definition(delay_days)
-    first = min(fold.train_start for fold in folds)
+    first = earliest_day(folds)
     last = max(fold.test_end for fold in folds)
     frame = load_feature_table(lake, first, last, definition, progress)
     if frame.empty:
@@ -65,32 +146,91 @@ def train_model(
         start, end = fold.train_window
         in_training |= ((frame["ts"] >= start) & (frame["ts"] < end)).to_numpy()
     warnings = constant_features(frame[in_training], definition.names)
-    cv = cross_validate(frame, folds, definition.names, hyperparameters, progress)
-    means, std = summarise(cv.results)
-    latest = folds[0]
-    manifest = new_manifest(
-        cv.latest_model,
+    run = run_pipeline(frame, folds, definition.names, config, progress)
+    results = [fold_run.result for fold_run in run.folds]
+    means, std = summarise(results)
+    latest = run.latest
+    model = latest.model
+    check_rows = latest.test.frame[list(definition.names)].to_numpy(dtype=np.float64)[:2000]
+    created_at = clock.now()
+    progress("saving model", 0, 1)
+    manifest = save_ensemble_dir(
+        out,
+        model.members,
+        onnx=export_members(model.members, check_rows),
+        combiner=model.combiner.to_dict(),
+        calibrator=model.calibrator.to_dict(),
         feature_definition_hash=definition.definition_hash(),
         label_delay_days=delay_days,
-        train_start=latest.train_start,
-        train_end=latest.train_end,
+        train_start=latest.result.fold.train_start,
+        train_end=latest.result.fold.train_end,
         metrics=ManifestMetrics(
-            mean=means,
-            std=std,
-            folds=[result.as_dict() for result in cv.results],
+            mean=means, std=std, folds=[result.as_dict() for result in results]
         ),
-        hyperparameters={**DETERMINISM, **hyperparameters},
-        created_at=clock.now(),
+        hyperparameters=_model_hyperparameters(config),
+        created_at=created_at,
     )
-    save_model_dir(out, cv.latest_model, manifest)
+    policy_path = policy_out or out / POLICY_FILE
+    write_policy_file(
+        policy_path,
+        latest.thresholds.choice,
+        model_version=manifest.model_version,
+        cost_model=config.cost_model,
+        capacity=config.daily_review_capacity,
+        created_at=created_at,
+    )
+    progress("saving model", 1, 1)
+    baseline = run_baselines(frame, folds, progress=progress) if baselines or report_html else None
+    details = training_details(run, baseline, policy_path)
+    if report_html is not None:
+        from fraudops.learn.training_report import write_training_report
+
+        write_training_report(
+            report_html, run, baseline, manifest, definition.names, progress=progress
+        )
+        details["report"] = str(report_html)
     return Report(
-        folds=cv.results,
+        folds=results,
         model_dir=out,
         model_version=manifest.model_version,
         feature_definition_hash=manifest.feature_definition_hash,
         seconds=time.perf_counter() - started,
         warnings=tuple(warnings),
+        details=details,
     )
+
+
+def training_details(
+    run: PipelineRun, baseline: Mapping[str, Sequence[Metrics]] | None, policy_path: Path
+) -> dict[str, Any]:
+    """What the JSON report says beyond the served model's metrics.
+
+    Each member alone on the same test rows (fold means), the combiner, calibration
+    (Brier on the calibration week, raw and out-of-fold calibrated), the thresholds
+    chosen for the shipped model and what each fold's thresholds did on its test week,
+    and the handbook-style baselines when they were run.
+    """
+    latest = run.latest
+    details: dict[str, Any] = {
+        "members": run.member_means(),
+        "combiner": run.config.combiner,
+        "calibration": {
+            "method": latest.model.calibrator.method,
+            "brier_raw": float(np.mean([r.brier_raw for r in run.folds])),
+            "brier_calibrated": float(np.mean([r.brier_calibrated for r in run.folds])),
+        },
+        "thresholds": latest.thresholds.as_dict(),
+        "threshold_folds": [
+            {"fold": r.result.fold.index, **r.thresholds.as_dict()} for r in run.folds
+        ],
+        "policy_file": str(policy_path),
+    }
+    if baseline is not None:
+        details["baselines"] = {
+            name: {key: float(np.mean([m.as_dict()[key] for m in metrics])) for key in METRIC_KEYS}
+            for name, metrics in baseline.items()
+        }
+    return details
 
 
 def evaluate_model(
@@ -133,7 +273,20 @@ def evaluate_model(
     progress("scoring", 0, 1)
     train_start, train_end = fold.train_window
     in_train = ((frame["ts"] >= train_start) & (frame["ts"] < train_end)).to_numpy()
-    result = assess_fold(artifact.booster, test, fold, manifest.feature_names, frame[in_train])
+    train = frame[in_train]
+    from fraudops.decide.ensemble_scorer import load_scorer
+
+    scorer = load_scorer(model_dir, definition_hash=definition.definition_hash())
+    scores = scorer.score_batch(test.frame[manifest.feature_names].to_numpy(dtype=np.float64))
+    result = FoldResult(
+        fold=fold,
+        train_transactions=len(train),
+        train_frauds=int(train["is_fraud"].sum()),
+        test_transactions=len(test.frame),
+        test_frauds=int(test.frame["is_fraud"].sum()),
+        removed_known_cards=test.removed_cards,
+        metrics=assess(test.frame, scores),
+    )
     progress("scoring", 1, 1)
     return Report(
         folds=[result],

@@ -62,6 +62,8 @@ class Report:
     feature_definition_hash: str
     seconds: float
     warnings: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+    """What a training run says beyond the metrics: members, calibration, thresholds."""
     means: dict[str, float] = field(init=False)
     std: dict[str, float] = field(init=False)
 
@@ -81,4 +83,5 @@ class Report:
             "feature_definition_hash": self.feature_definition_hash,
             "seconds": round(self.seconds, 3),
             "warnings": list(self.warnings),
+            **self.details,
         }

@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 
 from fraudops.api import Runtime, build_runtime, create_app
 from fraudops.api.auth import key_hash
-from fraudops.decide.scorer import LightGBMScorer, Scorer
+from fraudops.decide.ensemble_scorer import load_scorer
+from fraudops.decide.scorer import Scorer
 from fraudops.features.replay import lake_events
 from fraudops.settings import (
     ApiSettings,
@@ -81,7 +82,7 @@ def service_settings(tmp_path: Path, model_dir: Path, **service: Any) -> Setting
 class FaultyScorer:
     """A real model that can be told to raise, hang, answer NaN or a constant."""
 
-    def __init__(self, real: LightGBMScorer, version: str = "faulty-champion") -> None:
+    def __init__(self, real: Scorer, version: str = "faulty-champion") -> None:
         self.real = real
         self.version = version
         self.feature_names = real.feature_names
@@ -109,13 +110,13 @@ class FaultyScorer:
 
 
 @pytest.fixture
-def real_scorer(trained_lake: TrainedLake) -> LightGBMScorer:
+def real_scorer(trained_lake: TrainedLake) -> Scorer:
     """The tiny model, freshly loaded."""
-    return LightGBMScorer.from_model_dir(trained_lake.model_dir)
+    return load_scorer(trained_lake.model_dir)
 
 
 @pytest.fixture
-def faulty(real_scorer: LightGBMScorer) -> FaultyScorer:
+def faulty(real_scorer: Scorer) -> FaultyScorer:
     """A champion that behaves until told otherwise."""
     return FaultyScorer(real_scorer)
 

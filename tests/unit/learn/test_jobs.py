@@ -53,8 +53,11 @@ def test_model_beats_a_random_scorer(trained_lake: TrainedLake) -> None:
 
 
 def test_window_outside_the_lake_is_named(trained_lake: TrainedLake, tmp_path: Path) -> None:
-    """Training on days the lake does not hold is a NotEnoughDataError naming those days."""
-    with pytest.raises(NotEnoughDataError, match="2019-01-01 to 2019-01-21"):
+    """Training on days the lake does not hold is a NotEnoughDataError naming those days.
+
+    They start a week before the training window: the calibration week's members train there.
+    """
+    with pytest.raises(NotEnoughDataError, match="2018-12-25 to 2019-01-21"):
         train_model(trained_lake.lake, tmp_path / "m", train_start=date(2019, 1, 1))
 
 
@@ -79,6 +82,7 @@ REPORT_KEYS = {
     "seconds",
     "warnings",
 }
+DETAIL_KEYS = {"members", "combiner", "calibration", "thresholds", "threshold_folds", "policy_file"}
 FOLD_KEYS = {
     "fold",
     "train_start",
@@ -121,7 +125,7 @@ def test_cli_train_prints_the_json_contract(trained_lake: TrainedLake, tmp_path:
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    expected = (REPORT_KEYS, FOLD_KEYS, True)
+    expected = (REPORT_KEYS | DETAIL_KEYS, FOLD_KEYS, True)
     assert expected == (
         set(report),
         set(report["folds"][0]),

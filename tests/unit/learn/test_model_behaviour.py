@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fraudops.decide.scorer import LightGBMScorer
+from fraudops.decide.ensemble_scorer import load_scorer
 from fraudops.learn.dataset import feature_definition, load_feature_table
 from tests.conftest import TrainedLake
 
@@ -32,7 +32,7 @@ def _renamed_copy(lake: Path, target: Path) -> None:
 def test_renaming_customers_does_not_move_scores(trained_lake: TrainedLake, tmp_path: Path) -> None:
     """A card's id is a name, not evidence: renaming every card leaves every score unchanged."""
     _renamed_copy(trained_lake.lake, tmp_path / "renamed")
-    scorer = LightGBMScorer.from_model_dir(trained_lake.model_dir)
+    scorer = load_scorer(trained_lake.model_dir)
     names = list(scorer.feature_names)
     definition = feature_definition(7)
     original = load_feature_table(trained_lake.lake, *TEST_WEEK, definition)
@@ -52,7 +52,7 @@ def test_ten_times_the_amount_at_a_new_terminal_does_not_lower_the_score(
     ×10, the card's windowed averages (which include the payment) raised accordingly, the
     ratio to its 30-day average ×10, the z-score recomputed, and the terminal marked new.
     """
-    scorer = LightGBMScorer.from_model_dir(trained_lake.model_dir)
+    scorer = load_scorer(trained_lake.model_dir)
     names = list(scorer.feature_names)
     rows = load_feature_table(trained_lake.lake, *TEST_WEEK, feature_definition(7))
     rows = rows[(rows["is_fraud"] == 0).to_numpy()]
