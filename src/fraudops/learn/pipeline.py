@@ -85,7 +85,9 @@ class PipelineConfig:
             raise ValueError("combiner 'single' takes exactly one learner")
 
 
-DEFAULT_PIPELINE = PipelineConfig(learners=(LightGBMLearner(),), combiner="single")
+DEFAULT_PIPELINE = PipelineConfig(
+    learners=(LightGBMLearner(),), combiner="single", calibration="platt"
+)
 """What ``fraudops train`` runs with no flags; chosen on the validation folds (see below)."""
 
 HANDBOOK_BASELINES: tuple[Learner, ...] = (

@@ -139,6 +139,10 @@ def report_data(
         fold_scores=fold_scores,
         members=member_rows,
         chosen_member=chosen,
+        members_measured_on=(
+            "test weeks above: each member alone on the rows the served model was measured on"
+            " (the choice itself was made on the validation folds: bench/members.py)"
+        ),
         calibration=calibration,
         threshold=threshold,
         feature_importance=importance,

@@ -58,6 +58,7 @@ def test_model_directory_round_trips(tmp_path: Path, booster: lgb.Booster) -> No
         loaded.manifest.train_start,
         loaded.manifest.label_delay_days,
     )
+    assert loaded.booster is not None
     np.testing.assert_array_equal(booster.predict(x), loaded.booster.predict(x))
 
 
@@ -115,3 +116,49 @@ def test_git_commit_is_none_without_git(monkeypatch: pytest.MonkeyPatch) -> None
     """Without a git executable the code version is still recorded, the commit is None."""
     monkeypatch.setenv("PATH", "")
     assert artifact.git_commit() is None
+
+
+def _save_ensemble(path: Path, booster: lgb.Booster) -> None:
+    from fraudops.learn.artifact import save_ensemble_dir
+    from fraudops.learn.members import LightGBMMember
+
+    save_ensemble_dir(
+        path,
+        [LightGBMMember("lightgbm", booster, {})],
+        onnx={},
+        combiner={"kind": "single", "member": "lightgbm"},
+        calibrator=None,
+        feature_definition_hash=HASH,
+        label_delay_days=7,
+        train_start=date(2018, 8, 15),
+        train_end=date(2018, 8, 21),
+        metrics=ManifestMetrics(mean={}, std={}, folds=[]),
+        hyperparameters={},
+        created_at=CREATED,
+    )
+
+
+def test_format_2_directory_round_trips(tmp_path: Path, booster: lgb.Booster) -> None:
+    """A format-2 model loads back with its LightGBM member as the explaining booster."""
+    _save_ensemble(tmp_path / "m", booster)
+    loaded = load_model_dir(tmp_path / "m", definition_hash=HASH)
+    x = np.random.default_rng(3).normal(size=(20, 3))
+    assert loaded.booster is not None
+    np.testing.assert_array_equal(booster.predict(x), loaded.booster.predict(x))
+
+
+def test_format_2_corrupt_member_file_is_refused(tmp_path: Path, booster: lgb.Booster) -> None:
+    """A damaged member file is caught by the manifest's hash before LightGBM parses it."""
+    _save_ensemble(tmp_path / "m", booster)
+    model = tmp_path / "m" / "members" / "lightgbm" / "model.txt"
+    model.write_text(model.read_text()[:100])
+    with pytest.raises(ModelError, match=r"model\.txt: content does not match"):
+        load_model_dir(tmp_path / "m", definition_hash=HASH)
+
+
+def test_format_2_missing_file_is_refused(tmp_path: Path, booster: lgb.Booster) -> None:
+    """A file the manifest lists but the directory lacks is named in the error."""
+    _save_ensemble(tmp_path / "m", booster)
+    (tmp_path / "m" / "members" / "lightgbm" / "member.json").unlink()
+    with pytest.raises(ModelError, match=r"member\.json: listed in the manifest but missing"):
+        load_model_dir(tmp_path / "m", definition_hash=HASH)

@@ -34,7 +34,7 @@ SECTIONS = (
     "Calibration",
     "Thresholds and cost",
     "Catch rate by fraud scenario",
-    "Candidate models on validation",
+    "Candidate models",
     "Feature importance",
     "Against the handbook",
 )

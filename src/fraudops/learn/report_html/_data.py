@@ -159,6 +159,7 @@ class TrainingReportData:
     fold_scores: Sequence[FoldScores] = ()
     members: Sequence[MemberScore] = ()
     chosen_member: str | None = None
+    members_measured_on: str = "validation folds, not the test weeks above"
     calibration: Calibration | None = None
     threshold: Thresholds | None = None
     feature_importance: Mapping[str, float] = field(default_factory=dict)

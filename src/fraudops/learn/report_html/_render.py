@@ -157,6 +157,7 @@ def _context(data: TrainingReportData) -> dict[str, Any]:
         "scenarios": scenarios,
         "members": members,
         "member_notes": member_notes,
+        "members_measured_on": data.members_measured_on,
         "features_left_out": left_out,
     }
 
