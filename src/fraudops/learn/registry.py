@@ -394,7 +394,12 @@ class MlflowRegistry:
                 )
             if target.exists():
                 shutil.rmtree(target)
-            downloaded.replace(target)
+            try:
+                downloaded.replace(target)
+            except OSError:
+                # Another process put its own checked copy there first; use that one.
+                if not (target.is_dir() and directory_files(target) == version.files):
+                    raise
         except MlflowException as exc:
             raise StoreError(
                 f"registry {self.tracking_uri}: cannot fetch version {version.version}: {exc}"

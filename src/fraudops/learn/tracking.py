@@ -137,7 +137,8 @@ def experiment_id(client: MlflowClient, name: str, artifact_location: Path) -> s
     if found is not None:
         return str(found.experiment_id)
     try:
-        return str(client.create_experiment(name, artifact_location=artifact_location.as_uri()))
+        location = artifact_location.resolve().as_uri()
+        return str(client.create_experiment(name, artifact_location=location))
     except MlflowException:
         # Another process created it between the lookup and the create.
         again = client.get_experiment_by_name(name)
