@@ -14,7 +14,12 @@ from fraudops.cli._common import console, emit_json, fail_cleanly, progress_bars
 from fraudops.errors import InputError
 from fraudops.learn.jobs import evaluate_model, train_model
 from fraudops.learn.metrics import METRIC_KEYS
-from fraudops.learn.pipeline import DEFAULT_PIPELINE, with_capacity
+from fraudops.learn.pipeline import (
+    DEFAULT_PIPELINE,
+    read_hyperparameters,
+    with_capacity,
+    with_hyperparameters,
+)
 from fraudops.learn.report import Report
 
 
@@ -50,6 +55,13 @@ def train(
     baselines: Annotated[
         bool, typer.Option(help="Also retrain the handbook-style baselines on the same folds.")
     ] = False,
+    hyperparameters: Annotated[
+        Path | None,
+        typer.Option(
+            help="LightGBM hyperparameters as JSON (a mapping, or `fraudops tune --json`'s"
+            " output, whose best_params are used) over the default ones."
+        ),
+    ] = None,
     register: Annotated[
         bool, typer.Option(help="Register the model in the registry (no alias is moved).")
     ] = False,
@@ -61,6 +73,8 @@ def train(
     """Train the default pipeline and report its prequential test metrics."""
     start = _day(train_start, "--train-start")
     config = DEFAULT_PIPELINE
+    if hyperparameters is not None:
+        config = with_hyperparameters(config, read_hyperparameters(hyperparameters))
     if review_capacity is not None:
         config = with_capacity(config, review_capacity)
     with progress_bars(enabled=not json_output) as progress:

@@ -19,16 +19,18 @@ on the same test rows, so an ensemble that does not help is visible.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from fraudops.errors import NotEnoughDataError
+from fraudops.errors import InputError, NotEnoughDataError
 from fraudops.learn.calibrate import Calibrator, Method, brier_score, cross_fitted, fit_calibrator
 from fraudops.learn.ensemble import Combiner, RankAverage, Single, Stacking
 from fraudops.learn.members import (
@@ -408,6 +410,34 @@ def with_capacity(config: PipelineConfig, capacity: int | None) -> PipelineConfi
     return replace(config, daily_review_capacity=capacity)
 
 
+def with_hyperparameters(config: PipelineConfig, params: Mapping[str, Any]) -> PipelineConfig:
+    """``config`` with ``params`` over its LightGBM members' hyperparameters."""
+    learners = tuple(
+        replace(learner, hyperparameters={**learner.hyperparameters, **params})
+        if isinstance(learner, LightGBMLearner)
+        else learner
+        for learner in config.learners
+    )
+    if learners == config.learners and not any(
+        isinstance(learner, LightGBMLearner) for learner in learners
+    ):
+        raise InputError("hyperparameters given, but the pipeline has no LightGBM member")
+    return replace(config, learners=learners)
+
+
+def read_hyperparameters(path: Path) -> dict[str, Any]:
+    """LightGBM hyperparameters from a JSON file: a mapping, or ``fraudops tune``'s report."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read hyperparameters: {exc}") from exc
+    if isinstance(document, dict) and "best_params" in document:
+        document = document["best_params"]
+    if not isinstance(document, dict) or not all(isinstance(k, str) for k in document):
+        raise InputError(f"{path}: hyperparameters must be a JSON object of names to values")
+    return document
+
+
 __all__ = [
     "BASELINE_FEATURES",
     "DEFAULT_PIPELINE",
@@ -418,8 +448,10 @@ __all__ = [
     "PipelineRun",
     "ThresholdOutcome",
     "earliest_day",
+    "read_hyperparameters",
     "run_baselines",
     "run_fold",
     "run_pipeline",
     "with_capacity",
+    "with_hyperparameters",
 ]
