@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,6 +11,7 @@ import typer
 from rich.table import Table
 
 from fraudops.cli._common import console, emit_json, fail_cleanly
+from fraudops.errors import ModelError
 
 if TYPE_CHECKING:
     from fraudops.learn.registry import MlflowRegistry
@@ -136,3 +138,36 @@ def history(
             change.reason,
         )
     console.print(table)
+
+
+@models.command("pull")
+@fail_cleanly
+def pull(
+    name: Annotated[str, typer.Argument(help="champion, challenger or a version number.")],
+    out: Annotated[Path, typer.Option(help="Directory to write the model into (replaced).")],
+    registry: RegistryDir = None,
+    registry_uri: RegistryUri = None,
+    json_output: JsonOutput = False,
+) -> None:
+    """Copy the version an alias points at into a directory the service loads at start.
+
+    The service then needs neither MLflow nor the registry database to start.
+    """
+    from fraudops.learn.registry import directory_files
+
+    source_registry = _registry(registry, registry_uri)
+    version = source_registry.get(name)
+    source = source_registry.load_dir(version.version)
+    staging = out.with_name(f".{out.name}.pulling")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    if directory_files(staging) != version.files:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ModelError(f"copy of {version.name} version {version.version} in {staging} differs")
+    if out.exists():
+        shutil.rmtree(out)
+    staging.replace(out)
+    if json_output:
+        emit_json({"version": version.version, "aliases": list(version.aliases), "out": out})
+        return
+    console.print(f"{name}: version {version.version} → {out}")

@@ -9,6 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fraudops.cli import app
+from fraudops.learn.artifact import load_model_dir
+from fraudops.learn.registry import directory_files
 from tests.conftest import TrainedLake
 from tests.unit.learn.mlflow_store import fresh_mlflow_db
 
@@ -79,3 +81,29 @@ def test_an_empty_registry_lists_nothing(registry: Path) -> None:
     """``list --json`` on a new registry is an empty list, not an error."""
     code, output = models(registry, "list", "--json")
     assert (0, []) == (code, json.loads(output)["versions"])
+
+
+def test_pull_writes_the_champion_where_the_service_loads_it(
+    registry: Path, trained_lake: TrainedLake, tmp_path: Path
+) -> None:
+    """``pull champion --out DIR`` leaves the champion's files in DIR, loadable as they are."""
+    models(registry, "register", str(trained_lake.model_dir), "--trained-by", "ana")
+    models(registry, "alias", "champion", "1", "--actor", "ana", "--reason", "first")
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "stale.txt").write_text("old model", encoding="utf-8")
+    code, output = models(registry, "pull", "champion", "--out", str(tmp_path / "served"))
+    assert 0 == code, output
+    assert directory_files(trained_lake.model_dir) == directory_files(tmp_path / "served")
+    expected = load_model_dir(trained_lake.model_dir).manifest
+    assert expected == load_model_dir(tmp_path / "served").manifest
+
+
+def test_pull_of_an_unset_alias_fails_and_leaves_the_directory(
+    registry: Path, tmp_path: Path
+) -> None:
+    """Pulling an alias no version holds exits 2 and does not touch the target."""
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "model.txt").write_text("current", encoding="utf-8")
+    code, output = models(registry, "pull", "champion", "--out", str(tmp_path / "served"))
+    assert (2, True) == (code, "no version of fraudops is champion yet" in output)
+    assert "current" == (tmp_path / "served" / "model.txt").read_text(encoding="utf-8")

@@ -18,6 +18,7 @@ from fraudops.learn.registry import (
     Registry,
     directory_files,
     lineage_from_model_dir,
+    open_registry,
 )
 from tests.conftest import TrainedLake
 from tests.unit.learn.mlflow_store import fresh_mlflow_db
@@ -314,3 +315,15 @@ def test_lineage_from_a_model_directory(trained_lake: TrainedLake, tmp_path: Pat
     (copy / "manifest.json").unlink()
     with pytest.raises(ModelNotFoundError, match=r"manifest\.json is missing"):
         lineage_from_model_dir(copy, trained_by="ana")
+
+
+def test_a_registry_in_a_relative_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """open_registry works from a relative path, as the CLI's default data/registry is."""
+    fresh_mlflow_db(tmp_path / "reg")
+    model_dir(tmp_path / "m", "relative")
+    monkeypatch.chdir(tmp_path)
+    registry = open_registry(Path("reg"))
+    registry.register(Path("m"), lineage=lineage())
+    assert directory_files(Path("m")) == directory_files(registry.load_dir(1))
