@@ -90,7 +90,7 @@ def _import_mlflow() -> None:
     stays off and artifact downloads draw no progress bar unless the environment already
     says otherwise.
     """
-    if "mlflow" in sys.modules:
+    if "mlflow.store.model_registry.sqlalchemy_store" in sys.modules:
         return
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -327,3 +330,39 @@ def test_a_registry_in_a_relative_directory(
     registry = open_registry(Path("reg"))
     registry.register(Path("m"), lineage=lineage())
     assert directory_files(Path("m")) == directory_files(registry.load_dir(1))
+
+
+QUIET_RUN = """
+from datetime import UTC, date, datetime
+from pathlib import Path
+from fraudops.learn.registry import Lineage, open_registry
+registry = open_registry(Path("reg"))
+lineage = Lineage(date(2018, 8, 15), date(2018, 8, 21), "f", "0.1.0", None, {}, "ana",
+                  datetime(2018, 10, 1, tzinfo=UTC))
+registry.register(Path("m"), lineage=lineage)
+registry.set_alias("champion", 1, actor="ana", reason="first")
+registry.load_dir("champion")
+"""
+
+
+@pytest.mark.slow
+def test_mlflow_writes_only_where_it_is_told_and_says_nothing(tmp_path: Path) -> None:
+    """No telemetry id in the home directory, nothing in the working directory but the
+    registry asked for, and nothing on stderr (no table-creation chatter, no progress bar)."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    fresh_mlflow_db(work / "reg")
+    model_dir(work / "m", "quiet")
+    telling = ("MLFLOW_", "DO_NOT_TRACK", "XDG_", "CI", "PYTEST_", "GITHUB_")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(telling)}
+    env["HOME"] = str(home)
+    done = subprocess.run(
+        [sys.executable, "-c", QUIET_RUN],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (0, "") == (done.returncode, done.stderr)
+    assert ([], ["m", "reg"]) == (sorted(os.listdir(home)), sorted(os.listdir(work)))
