@@ -25,6 +25,7 @@ import pandas as pd
 from fraudops.errors import InputError
 from fraudops.learn.metrics import assess
 from fraudops.learn.protocol import Fold, assessment_rows, training_rows
+from fraudops.learn.thresholds import CostModel, choose_thresholds
 from fraudops.learn.tracking import Tracker, TrialRecord, TrialState, no_tracking
 from fraudops.learn.train import HYPERPARAMETERS, fit_booster
 from fraudops.progress import Progress, no_progress
@@ -37,6 +38,7 @@ __all__ = [
     "TuneResult",
     "expected_cost_at_best_threshold",
     "suggest_hyperparameters",
+    "threshold_pair_cost",
     "tune",
 ]
 
@@ -77,32 +79,22 @@ def suggest_hyperparameters(trial: optuna.Trial) -> dict[str, Any]:
 # --- expected cost -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CostModel:
-    """What each outcome of flagging transactions for review costs, in their currency."""
-
-    missed_fraud_multiple: float = 1.0
-    """A fraud let through costs its amount times this (chargeback, fees, handling)."""
-    review_cost: float = 3.0
-    """An analyst's look at one flagged transaction."""
-    false_decline_cost: float = 5.0
-    """A genuine customer held up while flagged: the lost sale and goodwill."""
-
-
 FoldCost = Callable[[pd.DataFrame, npt.NDArray[np.float64]], float]
 """The cost of one fold's test set (``is_fraud`` and ``amount`` columns) given its scores."""
 
 
 def expected_cost_at_best_threshold(
-    frame: pd.DataFrame, scores: npt.ArrayLike, costs: CostModel = CostModel()
+    frame: pd.DataFrame, scores: npt.ArrayLike, costs: CostModel | None = None
 ) -> float:
     """The cost per transaction at the single review threshold that makes it least.
 
     Transactions scored at or above the threshold are held for review (each costs a review,
     and a genuine one also the false-decline cost); frauds below it cost their amount times
     the multiple. Every distinct score is tried as the threshold, and so is flagging nothing.
-    This is a tuning objective only; the policy's thresholds are chosen elsewhere.
+    The default tuning objective: exact, and a sort per fold. ``threshold_pair_cost`` gives
+    the policy's own choice (review and decline thresholds, a review capacity) instead.
     """
+    costs = costs or CostModel()
     values = np.asarray(scores, dtype=np.float64)
     n = len(values)
     if n == 0:
@@ -124,6 +116,28 @@ def expected_cost_at_best_threshold(
     )
     flag_nothing = costs.missed_fraud_multiple * float(amount[fraud].sum())
     return float(min(flag_nothing, float(cost.min()))) / n
+
+
+def threshold_pair_cost(
+    costs: CostModel | None = None, daily_review_capacity: int | None = None
+) -> FoldCost:
+    """A fold cost from ``thresholds.choose_thresholds``: the least expected cost per
+    transaction over (review, decline) threshold pairs within the daily review capacity,
+    as the policy would choose them. Pass it as ``tune(cost=...)``."""
+
+    def cost(frame: pd.DataFrame, scores: npt.NDArray[np.float64]) -> float:
+        days = max(1, int(frame["ts"].dt.tz_convert("UTC").dt.date.nunique()))
+        choice = choose_thresholds(
+            scores,
+            frame["is_fraud"].to_numpy(),
+            frame["amount"].to_numpy(dtype=np.float64),
+            days_covered=float(days),
+            cost_model=costs,
+            daily_review_capacity=daily_review_capacity,
+        )
+        return choice.expected_cost / len(frame)
+
+    return cost
 
 
 # --- the study ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from fraudops.learn.tune import (
     Objective,
     TuneResult,
     expected_cost_at_best_threshold,
+    threshold_pair_cost,
     tune,
 )
 from tests.unit.learn.conftest import FEATURES
@@ -264,6 +265,39 @@ def test_each_trial_is_an_mlflow_run_under_the_session_run(
         parent.data.metrics["best_value"],
         parent.info.status,
     )
+
+
+def test_the_cost_objective_minimises_the_fold_cost_it_is_given(
+    feature_table: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A plugged-in fold cost is what each fold reports and what the best trial minimises."""
+    seen: list[float] = []
+
+    def one_minus_top_score(frame: pd.DataFrame, scores: Any) -> float:
+        seen.append(1.0 - float(max(scores)))
+        return seen[-1]
+
+    result = run(
+        feature_table, tmp_path / "study.db", objective="expected_cost", cost=one_minus_top_score
+    )
+    assert seen == [v for t in result.trials for v in t.fold_values]
+    assert min(t.value for t in result.trials if t.value is not None) == result.best_value
+
+
+def test_the_policy_threshold_choice_plugs_in_as_the_cost(
+    feature_table: pd.DataFrame, tmp_path: Path
+) -> None:
+    """thresholds.choose_thresholds, within a review capacity, serves as the fold cost."""
+    result = run(
+        feature_table,
+        tmp_path / "study.db",
+        objective="expected_cost",
+        n_trials=1,
+        cost=threshold_pair_cost(daily_review_capacity=20),
+    )
+    [trial] = result.trials
+    assert ("complete", 2) == (trial.state, len(trial.fold_values))
+    assert all(0.0 <= value for value in trial.fold_values)
 
 
 def test_expected_cost_takes_the_cheapest_threshold() -> None:
