@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from fraudops.cli._common import console, emit_json, fail_cleanly
+from fraudops.errors import InputError
 
 SWITCH_INTERVAL_S = 0.0005
 
@@ -20,6 +21,16 @@ def serve(
     ] = None,
     fallback_model_dir: Annotated[
         Path | None, typer.Option(help="The last known good model, used when the champion fails.")
+    ] = None,
+    model_alias: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve the registry's champion or challenger (read once at start; costs"
+            " MLflow's import, ≈2 s; `fraudops models pull` at deploy time avoids it)."
+        ),
+    ] = None,
+    registry: Annotated[
+        Path | None, typer.Option(help="Registry directory (default <data_dir>/registry).")
     ] = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
@@ -40,8 +51,15 @@ def serve(
     if fallback_model_dir is not None:
         service_update["fallback_model_dir"] = fallback_model_dir
     update: dict[str, Any] = {"service": settings.service.model_copy(update=service_update)}
+    if model_dir is not None and model_alias is not None:
+        raise InputError("give --model-dir or --model-alias, not both")
     if model_dir is not None:
         update["model_dir"] = model_dir
+    if model_alias is not None:
+        from fraudops.learn.registry import open_registry
+
+        store = open_registry(registry or settings.data_dir / "registry")
+        update["model_dir"] = store.load_dir(model_alias)
     settings = settings.model_copy(update=update)
     # Threads (a model, a remote store) hand the interpreter lock back to the event loop at
     # the switch interval; CPython's default of 5 ms would put whole milliseconds of waiting

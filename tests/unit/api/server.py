@@ -39,8 +39,10 @@ class Server:
 
 
 @contextmanager
-def running_server(tmp_path: Path, model_dir: Path, **env: str) -> Iterator[Server]:
-    """Start ``fraudops serve`` on ``model_dir`` and wait until /readyz says ready."""
+def running_server(
+    tmp_path: Path, model_dir: Path | None, *, model_args: list[str] | None = None, **env: str
+) -> Iterator[Server]:
+    """Start ``fraudops serve`` on ``model_dir`` (or ``model_args``), wait until it is ready."""
     port = free_port()
     database = tmp_path / "decisions.db"
     environment = {
@@ -53,7 +55,8 @@ def running_server(tmp_path: Path, model_dir: Path, **env: str) -> Iterator[Serv
         **env,
     }
     command = [
-        str(Path(sys.executable).parent / "fraudops"), "serve", "--model-dir", str(model_dir),
+        str(Path(sys.executable).parent / "fraudops"), "serve",
+        *(model_args if model_args is not None else ["--model-dir", str(model_dir)]),
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     log_file = (tmp_path / "serve.log").open("wb")
