@@ -115,8 +115,9 @@ def hidden_by_delay(lake: Path, model_dir: Path, delay_days: int = 7) -> dict[st
     folds = prequential_folds(TEST_START, n_folds=4)
     first = min(f.train_start for f in folds) - timedelta(days=COMPROMISE_DAYS)
     frame = load_feature_table(lake, first, max(f.test_end for f in folds), definition)
+    frame["naive_ts"] = frame["ts"].dt.tz_convert("UTC").dt.tz_localize(None)
     compromised = frame[(frame["scenario"] == 2).to_numpy()]
-    starts = compromised.groupby("terminal_id")["ts"].apply(lambda s: np.sort(s.to_numpy()))
+    starts = compromised.groupby("terminal_id")["naive_ts"].apply(lambda s: np.sort(s.to_numpy()))
     scorer = load_scorer(model_dir)
     names = list(scorer.feature_names)
     # Fold 0 only: the saved model is fold 0's.
@@ -125,7 +126,7 @@ def hidden_by_delay(lake: Path, model_dir: Path, delay_days: int = 7) -> dict[st
     scores = scorer.score_batch(test[names].to_numpy(dtype=np.float64))
     hidden = np.zeros(len(test), dtype=bool)
     for i in np.flatnonzero((test["scenario"] == 2).to_numpy()):
-        ts = test["ts"].iloc[i].to_datetime64()
+        ts = test["naive_ts"].iloc[i].to_datetime64()
         times = starts[test["terminal_id"].iloc[i]]
         recent = times[(times <= ts) & (ts - times < np.timedelta64(COMPROMISE_DAYS, "D"))]
         start = pd.Timestamp(recent.min()).normalize()
