@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck unit bench bench-service clean
+.PHONY: help install demo test lint typecheck unit bench bench-service bench-learn clean
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,9 @@ bench: $(STAMP) ## benchmarks on the default 1.75 M dataset; prints JSON
 
 bench-service: $(STAMP) ## load benchmark of the decision service (≈10 min); prints JSON
 	$(BIN)/python bench/service.py
+
+bench-learn: $(STAMP) ## the learn targets: train, baselines, 50-trial tuning (≈15 min); JSON
+	$(BIN)/python bench/learn.py
 
 clean: ## remove the environment and generated data
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-data
