@@ -60,7 +60,8 @@ class RunResult:
     ``sources``, ``degraded`` and ``shed`` come from the 2xx JSON bodies' ``source``,
     ``degraded`` and ``degraded_reason`` fields. ``send_lag_*`` say how late requests left
     (client queueing and scheduling); ``client_cpu_s_per_1000`` is the generator's own CPU
-    time per 1000 requests, warm-up included.
+    time per 1000 requests, warm-up included, and ``server_cpu_s_per_1000`` the server
+    process's, when the caller measured it (``None`` otherwise).
     """
 
     rate_rps: float
@@ -80,6 +81,7 @@ class RunResult:
     send_lag_p50_ms: float
     send_lag_p99_ms: float
     client_cpu_s_per_1000: float
+    server_cpu_s_per_1000: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The result as JSON-ready values, with its rates.

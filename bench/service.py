@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -226,14 +227,31 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout_s: float = 1
     raise RuntimeError(f"{url} was not 200 within {timeout_s:.0f} s")
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) process ``pid`` has used; None where /proc cannot say.
+
+    The server's CPU per request is the measure that survives a shared machine: other
+    people's work stretches latency but not the CPU our process spends.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    # Fields after the command (which may hold spaces) start at ")"; utime, stime are 14, 15.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def serving(argv: Sequence[str], env: Mapping[str, str], port: int, log: Path) -> Iterator[None]:
+def serving(
+    argv: Sequence[str], env: Mapping[str, str], port: int, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server process until the block ends, then SIGTERM it (SIGKILL after 30 s)."""
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
         try:
             wait_ready(port, process)
-            yield
+            yield process
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -257,16 +275,21 @@ class Load:
 
 def run_rates(
     name: str,
-    port: int,
+    server: tuple[int, int],
     bodies: Iterator[bytes],
     rates: Sequence[float],
     load: Load,
     connections: int | None = None,
 ) -> list[RunResult]:
-    """One run per rate against the server on ``port``, one after the other."""
+    """One run per rate against the server ``(port, pid)``, one after the other.
+
+    Each result carries the server process's CPU per 1000 requests (warm-up included).
+    """
+    port, pid = server
     results = []
     for rate in rates:
         say(f"{name}: {rate:g} rps for {load.duration_s:g} s")
+        cpu_before = process_cpu_s(pid)
         result = run(
             run_load(
                 "127.0.0.1",
@@ -281,9 +304,15 @@ def run_rates(
                 seed=int(rate),
             )
         )
+        cpu_after = process_cpu_s(pid)
+        requests = round(rate * load.duration_s) + round(rate * load.warmup_s)
+        if cpu_before is not None and cpu_after is not None and requests:
+            per_1000 = (cpu_after - cpu_before) / requests * 1000.0
+            result = dataclasses.replace(result, server_cpu_s_per_1000=per_1000)
         say(
             f"{name}: {rate:g} rps: p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms,"
-            f" errors {result.errors}, statuses {result.status_counts}"
+            f" errors {result.errors}, statuses {result.status_counts},"
+            f" server CPU {result.server_cpu_s_per_1000 or math.nan:.3f} s per 1000"
         )
         results.append(result)
     return results
@@ -410,8 +439,9 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     bare = [sys.executable, str(BENCH / "bare_app.py"), "--model-dir", str(prepared.model_dir)]
     bare += ["--port", str(port), "--features", json.dumps(prepared.fixed_row)]
     code["bare"] = code_version()
-    with serving(bare, os.environ, port, workdir / "bare.log"):
-        series["bare"] = run_rates("bare", port, transaction_bodies(prepared.rows), rates, load)
+    with serving(bare, os.environ, port, workdir / "bare.log") as process:
+        bodies = transaction_bodies(prepared.rows)
+        series["bare"] = run_rates("bare", (port, process.pid), bodies, rates, load)
 
     program = Path(sys.executable).with_name("fraudops")
     missing = service_available(program)
@@ -424,16 +454,16 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         logs = Path(tempfile.mkdtemp(prefix="memory-", dir=workdir))
         env = service_env(key, logs, {"FRAUDOPS_STATE__BACKEND": "memory"})
         code["memory"] = code_version()
-        with serving(serve, env, port, logs / "serve.log"):
+        with serving(serve, env, port, logs / "serve.log") as process:
             bodies = transaction_bodies(prepared.rows)
-            series["memory"] = run_rates("memory", port, bodies, rates, load)
+            series["memory"] = run_rates("memory", (port, process.pid), bodies, rates, load)
             sustainable_rps = sustainable(series["memory"], P99_TARGET_MS["memory"])
             base = min(rates) if sustainable_rps is None else sustainable_rps
             if sustainable_rps is None:
                 notes.append(f"no rate met p99 ≤ 10 ms with no errors; overload from {base:g}")
             (overload,) = run_rates(
                 "overload",
-                port,
+                (port, process.pid),
                 bodies,
                 [base * args.overload_factor],
                 load,
@@ -455,9 +485,9 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             env = service_env(key, logs, redis_env)
             code["redis"] = code_version()
             try:
-                with serving(serve, env, port, logs / "serve.log"):
+                with serving(serve, env, port, logs / "serve.log") as process:
                     bodies = transaction_bodies(prepared.rows)
-                    series["redis"] = run_rates("redis", port, bodies, rates, load)
+                    series["redis"] = run_rates("redis", (port, process.pid), bodies, rates, load)
             finally:
                 say(f"redis: deleted {delete_keys(args.redis_url, prefix)} keys under {prefix}")
 

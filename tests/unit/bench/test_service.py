@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from loadgen import RunResult
-from service import Row, ratios, sustainable, transaction_bodies
+from service import Row, process_cpu_s, ratios, sustainable, transaction_bodies
 
 START = datetime(2018, 5, 8, 9, 30, tzinfo=UTC)
 ROWS: list[Row] = [
@@ -83,3 +85,16 @@ def test_ratios_divide_by_the_bare_run_at_the_same_rate() -> None:
         "500": {"p50": 3.0 / 1.5, "p99": 15.0 / 10.0},
     }
     assert expected == ratios(service, bare)
+
+
+def test_process_cpu_counts_this_process_and_nothing_for_a_missing_one() -> None:
+    """The CPU read from /proc grows with work done here; a pid that is gone reads None."""
+    before = process_cpu_s(os.getpid())
+    ends = time.process_time() + 0.05
+    while time.process_time() < ends:
+        pass
+    after = process_cpu_s(os.getpid())
+    assert before is not None
+    assert after is not None
+    assert after - before >= 0.03
+    assert process_cpu_s(2**22 + 1) is None
