@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_trace_id
 
 from fraudops.api import Runtime, build_runtime
 from fraudops.features.state import CardState
@@ -97,6 +99,38 @@ def test_each_stage_of_a_decision_is_a_span(
     traces = {span.context.trace_id for span in spans}
     assert {"transaction", "features", "score", "decide", "rules", "log"} == names
     assert 1 == len(traces)
+
+
+def test_unrecorded_decisions_open_no_stage_spans_and_keep_the_trace_id(
+    tmp_path: Path,
+    trained_lake: TrainedLake,
+    transactions: list[Transaction],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not exporting: no stage opens a span, and the record carries the request's trace id."""
+    runtime = build_runtime(service_settings(tmp_path, trained_lake.model_dir))
+    runtime.start()
+    tracer = runtime.service.tracer
+    opened: list[str] = []
+
+    class CountingTracer:
+        def start_as_current_span(self, name: str) -> Any:
+            opened.append(name)
+            return tracer.start_as_current_span(name)
+
+    async def decide_in_a_span() -> str:
+        with tracer.start_as_current_span("transaction") as span:
+            monkeypatch.setattr(runtime.service, "tracer", CountingTracer())
+            await runtime.service.decide(transactions[0])
+            return format_trace_id(span.get_span_context().trace_id)
+
+    try:
+        trace_id = asyncio.run(decide_in_a_span())
+        record = runtime.log.get(transactions[0].transaction_id)
+    finally:
+        runtime.close()
+    assert record is not None
+    assert ([], trace_id) == (opened, record.trace_id)
 
 
 def test_degraded_decision_lines_are_capped_per_second() -> None:
