@@ -11,7 +11,12 @@
     │   ├── ModelNotFoundError    no model at the given location (404)
     │   └── InvalidScoreError     a model answered NaN, out of range or stuck on a constant
     ├── StoreError                an external store (Redis, a database) failed (503)
-    ├── AuthError                 a request carries no valid API key (401)
+    ├── AuthError                 a request carries no valid API key or sign-in (401)
+    ├── PermissionDeniedError     signed in, but the role may not do this (403)
+    ├── SignInLimitedError        too many sign-in attempts; retry after a while (429)
+    ├── CaseNotFoundError         no review case for that transaction id (404)
+    ├── CaseClosedError           the case is closed with another verdict (409)
+    ├── LockedError               another analyst holds the case's lock; says who (409)
     └── ResilienceError           a protective limit tripped; the caller falls back (503)
         ├── StageTimeoutError     a stage outran its timeout or the decision's deadline
         ├── CircuitOpenError      a circuit breaker is open, so the call was not made
@@ -26,6 +31,7 @@ dead-letter store with its reason.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,6 +120,57 @@ class AuthError(FraudopsError):
 
     http_status = 401
     reason = "unauthorized"
+
+
+class PermissionDeniedError(FraudopsError):
+    """A signed-in user's role does not allow the action; names the role and the action."""
+
+    http_status = 403
+    reason = "forbidden"
+
+
+class SignInLimitedError(FraudopsError):
+    """Too many sign-in attempts for a username or from an address; try again later."""
+
+    http_status = 429
+    reason = "rate_limited"
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"too many sign-in attempts; try again in {retry_after_s:.0f} s")
+
+
+class CaseNotFoundError(FraudopsError):
+    """No review case exists for the transaction id given."""
+
+    http_status = 404
+    reason = "case_not_found"
+
+    def __init__(self, transaction_id: str) -> None:
+        self.transaction_id = transaction_id
+        super().__init__(f"no review case for transaction {transaction_id!r}")
+
+
+class CaseClosedError(FraudopsError):
+    """The case is already closed (or escalated) with another verdict, so this one is refused."""
+
+    http_status = 409
+    reason = "case_closed"
+
+
+class LockedError(FraudopsError):
+    """Another analyst holds the case's lock; says who and until when."""
+
+    http_status = 409
+    reason = "locked"
+
+    def __init__(self, transaction_id: str, holder: str, until: datetime) -> None:
+        self.transaction_id = transaction_id
+        self.holder = holder
+        self.until = until
+        super().__init__(
+            f"case {transaction_id!r} is locked by {holder!r} until {until.isoformat()}"
+        )
 
 
 class ResilienceError(FraudopsError):
