@@ -21,7 +21,7 @@ from fraudops import __version__
 from fraudops.api.auth import HEADER, ApiKeys
 from fraudops.api.heap import HeapPolicy
 from fraudops.api.responses import JsonBytes, error_response, field_problems, problem
-from fraudops.api.routes import router
+from fraudops.api.routes import hot_routes, router
 from fraudops.api.schemas import Readiness
 from fraudops.api.wiring import Runtime, build_runtime
 from fraudops.errors import ConfigError, FraudopsError
@@ -76,9 +76,14 @@ def create_app(settings: Settings, *, build: RuntimeFactory = build_runtime) -> 
             f" Machine clients send their API key in the `{HEADER}` header."
         ),
         lifespan=lifespan,
+        # FastAPI's own telemetry follows OpenTelemetry's global providers, which fraudops
+        # never sets (the app traces with its own provider, see monitoring.tracing); left
+        # on, it looked them up, environment variables included, on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.batch_max_items = settings.service.batch_max_items
     app.include_router(router, dependencies=[Depends(require_key)])
+    app.router.routes[0:0] = hot_routes(require_key)
     _add_health(app)
     _add_error_handlers(app)
     return app

@@ -6,12 +6,15 @@ even when its own path breaks (see ``DecisionService.decide``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
 from fastapi import APIRouter, Request
 from pydantic import TypeAdapter, ValidationError
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from fraudops.api.responses import JsonBytes, field_problems, problem
 from fraudops.api.schemas import (
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("fraudops.api")
 
 router = APIRouter(prefix="/v1")
+TRANSACTIONS = "/transactions"
 
 _NDJSON = ("application/x-ndjson", "application/jsonl", "application/json-seq", "text/plain")
 _TRANSACTION = TypeAdapter(TransactionIn)
@@ -67,7 +71,7 @@ def _parse_one(body: bytes) -> TransactionIn | JsonBytes:
 
 
 @router.post(
-    "/transactions",
+    TRANSACTIONS,
     response_model=DecisionOut,
     responses=_ERRORS,
     openapi_extra={"requestBody": _transaction_body(_TX_SCHEMA, batch=False)},
@@ -86,6 +90,25 @@ async def post_transaction(request: Request) -> JsonBytes:
         span.set_attribute("fraudops.transaction_id", parsed.transaction_id)
         decision, _ = await runtime.service.decide(parsed.to_transaction())
         return JsonBytes(DecisionOut.of(decision))
+
+
+def hot_routes(authorise: Callable[[Request], Awaitable[None]]) -> list[BaseRoute]:
+    """``POST /v1/transactions`` as a plain Starlette route, to be matched before the router.
+
+    The same handler as the documented route (which stays in the OpenAPI schema) without
+    FastAPI's per-request dependency solving and route handling, about 16 % of the
+    instructions of a decision. The handler parses its own body, so all that is left to do
+    here is the API key check the router's dependency would have done; its ``AuthError``
+    reaches the app's handler like any other. Other methods on the path fall through to
+    the router, which answers them as before (405).
+    """
+
+    async def decide_one(request: Request) -> Response:
+        await authorise(request)
+        return await post_transaction(request)
+
+    path = router.prefix + TRANSACTIONS
+    return [Route(path, decide_one, methods=["POST"], include_in_schema=False)]
 
 
 def _batch_items(request: Request, body: bytes) -> list[Any] | JsonBytes:

@@ -272,6 +272,16 @@ def test_the_openapi_document_describes_the_transaction_body(service: Service) -
     assert {"transaction_id", "timestamp", "customer_id", "terminal_id", "amount"} == set(required)
 
 
+def test_only_post_decides_on_the_transaction_path(service: Service) -> None:
+    """GET and PUT on /v1/transactions are refused with 405 and decide nothing."""
+    client, runtime = service
+    statuses = [
+        client.get("/v1/transactions", headers=HEADERS).status_code,
+        client.put("/v1/transactions", json={}, headers=HEADERS).status_code,
+    ]
+    assert ([405, 405], 0) == (statuses, len(runtime.service.recent))
+
+
 def test_an_always_rule_escalates_the_models_decision(
     tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
 ) -> None:
