@@ -98,6 +98,9 @@ class StateSettings(_Section):
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "fraudops"
+    write_delay_ms: float = Field(default=5.0, ge=0.0)
+    """Redis: how long a transaction's state write may wait to share the next read's round
+    trip (0 writes at once); a crash loses at most this much of the state's writes."""
 
 
 class DecisionLogSettings(_Section):

@@ -102,7 +102,11 @@ class Runtime:
         self.store.close()
         closer = getattr(self.state, "close", None)
         if callable(closer):
-            closer()
+            try:
+                closer()
+            except FraudopsError as exc:
+                # Deferred state writes (Redis) that could not be written; decisions are safe.
+                log.error("feature_state_writes_lost", error=str(exc))
         self.provider.shutdown()
         log.info("service_stopped", spilled=self.log.spilled)
 
@@ -134,6 +138,7 @@ def _state(settings: Settings) -> FeatureState:
             settings.state.redis_url,
             prefix=settings.state.key_prefix,
             timeout_s=settings.service.store_timeout_ms / 1000.0,
+            write_delay_s=settings.state.write_delay_ms / 1000.0,
         )
     return InMemoryFeatureState()
 

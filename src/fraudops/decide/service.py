@@ -147,10 +147,11 @@ class DecisionService:
         self._feature_names = tuple(f.name for f in features.definition.features)
         # The online state runs on the event loop, which also serialises it: no update of
         # a card or terminal can interleave with another. Each access is bounded: memory
-        # is ~0.1 ms of computation, and Redis is two round trips under a socket timeout
-        # of ``store_timeout_s`` each, after which the store's breaker takes it out of the
-        # path. (A thread per call, and redis.asyncio, were measured first: each cost more
-        # than the whole decision; see ``features.redis_state``.)
+        # is ~0.1 ms of computation, and Redis is one round trip (the read, carrying the
+        # previous transaction's deferred write) under a socket timeout of
+        # ``store_timeout_s``, after which the store's breaker takes it out of the path.
+        # (A thread per call, and redis.asyncio, were measured first: each cost more than
+        # the whole decision; see ``features.redis_state``.)
         self._on_decision = on_decision
         # Labelled metric children looked up once: ``labels()`` costs microseconds a call.
         self._decision_counters: dict[tuple[str, str], Any] = {}

@@ -1,13 +1,26 @@
 """The online feature state in Redis, so any replica of the decision service can score any card.
 
 The decision service calls it on its event loop. Every call is bounded by the socket
-timeout (``timeout_s``, the store's timeout) and a transaction costs two round trips
-(``get_pair``, ``put_event``), so a hung Redis stalls the loop at most twice that per
-decision until the store's breaker opens. The alternatives were measured and lost: a thread
-per call must win the interpreter lock back from the busy loop at every socket wait (the
-queue grew until the store timed out at 500 requests/s), and ``redis.asyncio`` spends about
-2,600 Python calls and over 1 ms of CPU per transaction (at 200 requests/s its breaker
-opened and 73 % of decisions fell back to the static policy).
+timeout (``timeout_s``, the store's timeout), so a hung Redis stalls the loop at most that
+long per call until the store's breaker opens. The alternatives were measured and lost: a
+thread per call must win the interpreter lock back from the busy loop at every socket wait
+(the queue grew until the store timed out at 500 requests/s), and ``redis.asyncio`` spends
+about 2,600 Python calls and over 1 ms of CPU per transaction (at 200 requests/s its
+breaker opened and 73 % of decisions fell back to the static policy).
+
+Deferred writes (``write_delay_s`` > 0): a transaction's ``put_event`` is held back and
+sent in the same pipeline as the next read, ahead of it (Redis runs a pipeline in order, so
+the read sees the write), or by a timer on the running event loop after ``write_delay_s``
+if no read comes first, or by ``flush``/``close``. A transaction then costs one round trip
+instead of two; while the loop waits on a round trip it does nothing else, and on a busy
+machine each round trip also waits for Redis to be scheduled. Every other operation writes
+the deferred ones first, so this store still reads what was written, in order. The price:
+another replica sees a transaction's write up to ``write_delay_s`` later; a crash loses the state writes of the last ``write_delay_s`` at most (the decisions themselves are
+in the decision log); and a failed write is reported by the next read, not by the write.
+A failed flush keeps the writes, to go again with the next read; that read then raises
+``StoreError`` if Redis is still failing, and the writes are dropped only at ``close``
+(which raises) or past ``MAX_DEFERRED`` (the write that overflows raises). With no running
+event loop (a script, a thread) ``put_event`` writes through, as with ``write_delay_s`` 0.
 
 Layout, under one ``prefix``:
 
@@ -41,12 +54,16 @@ replicated primary), not Redis Cluster.
 
 from __future__ import annotations
 
-from typing import cast
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, cast
 
 import orjson
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.client import Pipeline
+from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from fraudops.errors import StoreError
@@ -57,6 +74,11 @@ EXPIRE_BATCH = 1_000
 
 MIN_REF_TTL_MS = 10_000
 """The shortest wall-clock TTL of a reference key."""
+
+MAX_DEFERRED = 64
+"""The most transactions' writes held back at once; the one past it writes them all now."""
+
+_COMMANDS_PER_EVENT = 3
 
 _MICROS_PER_MILLI = 1_000
 
@@ -90,20 +112,32 @@ class RedisFeatureState:
     The store owns ``client``: ``close`` closes it.
     """
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "fraudops") -> None:
+    def __init__(
+        self, client: redis.Redis, *, prefix: str = "fraudops", write_delay_s: float = 0.0
+    ) -> None:
         self.client = client
         self.prefix = prefix
+        self.write_delay_s = write_delay_s
         self._card = f"{prefix}:card:"
         self._terminal = f"{prefix}:terminal:"
         self._txref = f"{prefix}:txref:"
         self._expiry = f"{prefix}:txref-expiry"
         # Registering only computes the script's SHA; redis-py loads it on first use and
         # again after a restart flushed it (NOSCRIPT), so a write stays one round trip.
+        # Pipelines call it by SHA themselves: a script registered with a pipeline costs a
+        # SCRIPT EXISTS round trip on every execute.
         self._put_ref = client.register_script(_PUT_REF_SCRIPT)
+        self._deferred: list[StateWrite] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def from_url(
-        cls, url: str, *, prefix: str = "fraudops", timeout_s: float = 0.02
+        cls,
+        url: str,
+        *,
+        prefix: str = "fraudops",
+        timeout_s: float = 0.02,
+        write_delay_s: float = 0.0,
     ) -> RedisFeatureState:
         """A store on a new client for ``url`` that fails fast: ``timeout_s``, no retries."""
         client = redis.Redis.from_url(
@@ -115,7 +149,7 @@ class RedisFeatureState:
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
-        return cls(client, prefix=prefix)
+        return cls(client, prefix=prefix, write_delay_s=write_delay_s)
 
     def ping(self) -> None:
         """Check that Redis answers; ``StoreError`` if it does not."""
@@ -125,12 +159,35 @@ class RedisFeatureState:
             raise StoreError(f"Redis PING failed: {type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
-        """Close the client and its connections."""
-        self.client.close()
+        """Write what is deferred, then close the client and its connections.
+
+        ``StoreError`` if the deferred writes could not be written (they are then lost);
+        the client is closed either way. A flush timer still pending is left alone (this may
+        run on another thread than its loop's): it will find nothing to write.
+        """
+        try:
+            self.flush()
+        finally:
+            self._deferred.clear()
+            self.client.close()
+
+    @property
+    def deferred(self) -> int:
+        """How many transactions' writes are held back, waiting for the next round trip."""
+        return len(self._deferred)
+
+    def flush(self) -> None:
+        """Write every deferred write now, in one round trip; ``StoreError`` if that fails.
+
+        After a failure the writes stay deferred, to be tried again with the next round trip.
+        """
+        if self._deferred:
+            self._pipeline("put_event", self._card + self._deferred[0].card_id, None)
 
     def get_card(self, card_id: str) -> CardState | None:
         """The card's record, or None for a card never seen."""
         key = self._card + card_id
+        self.flush()
         raw = self._get("get_card", key)
         if raw is None:
             return None
@@ -141,11 +198,13 @@ class RedisFeatureState:
 
     def put_card(self, card_id: str, state: CardState) -> None:
         """Store the card's record (no TTL: the engine trims its windows)."""
+        self.flush()
         self._set("put_card", self._card + card_id, orjson.dumps(state.encode()))
 
     def get_terminal(self, terminal_id: str) -> TerminalState | None:
         """The terminal's record, or None for a terminal never seen."""
         key = self._terminal + terminal_id
+        self.flush()
         raw = self._get("get_terminal", key)
         if raw is None:
             return None
@@ -156,11 +215,13 @@ class RedisFeatureState:
 
     def put_terminal(self, terminal_id: str, state: TerminalState) -> None:
         """Store the terminal's record (no TTL: the engine trims its windows)."""
+        self.flush()
         self._set("put_terminal", self._terminal + terminal_id, orjson.dumps(state.encode()))
 
     def get_tx_ref(self, transaction_id: str) -> TxRef | None:
         """The transaction's reference, or None if unknown or expired."""
         key = self._txref + transaction_id
+        self.flush()
         raw = self._get("get_tx_ref", key)
         if raw is None:
             return None
@@ -173,6 +234,7 @@ class RedisFeatureState:
     def put_tx_ref(self, transaction_id: str, ref: TxRef, expires_at: int) -> None:
         """Store ``ref``; references whose expiry is at or before ``ref.ts`` are dropped."""
         key = self._txref + transaction_id
+        self.flush()
         ttl_ms = max((expires_at - ref.ts) // _MICROS_PER_MILLI, MIN_REF_TTL_MS)
         args = (
             orjson.dumps([ref.terminal_id, ref.ts]),
@@ -191,10 +253,16 @@ class RedisFeatureState:
     def get_pair(
         self, card_id: str, terminal_id: str
     ) -> tuple[CardState | None, TerminalState | None]:
-        """The card's and the terminal's records, in one round trip (MGET)."""
+        """The card's and the terminal's records in one round trip (after any deferred writes)."""
         card_key, terminal_key = self._card + card_id, self._terminal + terminal_id
         try:
-            raw_card, raw_terminal = self.client.mget((card_key, terminal_key))
+            if self._deferred:
+                replies = self._pipeline(
+                    "get_pair", card_key, lambda pipe: pipe.mget((card_key, terminal_key))
+                )
+                raw_card, raw_terminal = replies[-1]
+            else:
+                raw_card, raw_terminal = self.client.mget((card_key, terminal_key))
         except RedisError as exc:
             raise _failed("get_pair", card_key, exc) from exc
         try:
@@ -210,30 +278,88 @@ class RedisFeatureState:
         return card, terminal
 
     def put_event(self, event: StateWrite) -> None:
-        """Write card, terminal and reference in one round trip (a pipeline, not atomic)."""
-        ref_key = self._txref + event.transaction_id
+        """Write card, terminal and reference in one round trip (a pipeline, not atomic).
+
+        Deferred to the next round trip when ``write_delay_s`` > 0 and an event loop runs
+        (see the module's docstring).
+        """
+        self._deferred.append(event)
+        if self.write_delay_s <= 0.0 or len(self._deferred) > MAX_DEFERRED:
+            self._write_deferred_now()
+            return
+        if self._flush_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop to flush later: write through
+                self._write_deferred_now()
+                return
+            self._flush_timer = loop.call_later(self.write_delay_s, self._flush_when_due)
+
+    def _write_deferred_now(self) -> None:
+        try:
+            self.flush()
+        except StoreError:
+            # Nothing later will carry these: the caller hears of the loss now.
+            self._deferred.clear()
+            raise
+
+    def _flush_when_due(self) -> None:
+        self._flush_timer = None
+        # A failure keeps the writes deferred; the next read carries them and reports
+        # the failure (as StoreError) if Redis is still failing.
+        with contextlib.suppress(StoreError):
+            self.flush()
+
+    def _pipeline(
+        self, operation: str, key: str, reads: Callable[[Pipeline], object] | None
+    ) -> list[Any]:
+        """The deferred writes, then ``reads``, in one round trip; the replies to ``reads``.
+
+        The deferred writes leave the queue only once Redis has answered. A Redis that lost
+        the script (restarted, SCRIPT FLUSH) gets it again and the pipeline once more: its
+        writes are idempotent.
+        """
+        events = list(self._deferred)
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for event in events:
+                self._queue_event(pipe, event)
+            if reads is not None:
+                reads(pipe)
+            try:
+                replies = pipe.execute()
+            except NoScriptError as exc:
+                if attempt:
+                    raise _failed(operation, key, exc) from exc
+                try:
+                    self.client.script_load(_PUT_REF_SCRIPT)
+                except RedisError as load_exc:
+                    raise _failed(operation, key, load_exc) from load_exc
+                continue
+            except RedisError as exc:
+                raise _failed(operation, key, exc) from exc
+            del self._deferred[: len(events)]
+            return replies[len(events) * _COMMANDS_PER_EVENT :]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _queue_event(self, pipe: Pipeline, event: StateWrite) -> None:
         ref = event.ref
         ttl_ms = max((event.ref_expires_at - ref.ts) // _MICROS_PER_MILLI, MIN_REF_TTL_MS)
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(self._card + event.card_id, orjson.dumps(event.card.encode()))
-            pipe.set(self._terminal + event.terminal_id, orjson.dumps(event.terminal.encode()))
-            self._put_ref(
-                keys=(ref_key, self._expiry),
-                args=(
-                    orjson.dumps([ref.terminal_id, ref.ts]),
-                    event.ref_expires_at,
-                    ttl_ms,
-                    event.transaction_id,
-                    ref.ts,
-                    EXPIRE_BATCH,
-                    self._txref,
-                ),
-                client=pipe,
-            )
-            pipe.execute()
-        except RedisError as exc:
-            raise _failed("put_event", self._card + event.card_id, exc) from exc
+        pipe.set(self._card + event.card_id, orjson.dumps(event.card.encode()))
+        pipe.set(self._terminal + event.terminal_id, orjson.dumps(event.terminal.encode()))
+        pipe.evalsha(
+            self._put_ref.sha,
+            2,
+            self._txref + event.transaction_id,
+            self._expiry,
+            orjson.dumps([ref.terminal_id, ref.ts]),
+            event.ref_expires_at,
+            ttl_ms,
+            event.transaction_id,
+            ref.ts,
+            EXPIRE_BATCH,
+            self._txref,
+        )
 
     def _get(self, operation: str, key: str) -> bytes | None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,7 +15,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fraudops.errors import StoreError
 from fraudops.features import DEFAULT_FEATURES, OnlineFeatures, lake_events
-from fraudops.features.redis_state import EXPIRE_BATCH, MIN_REF_TTL_MS, RedisFeatureState
+from fraudops.features.redis_state import (
+    EXPIRE_BATCH,
+    MAX_DEFERRED,
+    MIN_REF_TTL_MS,
+    RedisFeatureState,
+)
 from fraudops.features.replay import event_order
 from fraudops.features.state import (
     CardState,
@@ -340,3 +346,122 @@ def test_an_event_write_is_the_three_single_writes(store: FeatureState) -> None:
     store.put_event(StateWrite("c", card, "m", terminal, "t1", TxRef("m", 10), 100))
     expected = (card, terminal, TxRef("m", 10))
     assert expected == (*store.get_pair("c", "m"), store.get_tx_ref("t1"))
+
+
+def _event(card_id: str = "c", terminal_id: str = "m", transaction_id: str = "t1") -> StateWrite:
+    """One transaction's write: a card and a terminal holding it, and its reference."""
+    card = CardState()
+    card.insert(0, 10, transaction_id, 5.0, terminal_id, 1.0, 2.0)
+    terminal = TerminalState()
+    terminal.insert(0, 10, transaction_id)
+    return StateWrite(card_id, card, terminal_id, terminal, transaction_id, TxRef("m", 10), 100)
+
+
+def _deferring(store: RedisFeatureState, delay_s: float) -> RedisFeatureState:
+    """A second store on ``store``'s Redis and prefix whose writes wait up to ``delay_s``."""
+    return RedisFeatureState(store.client, prefix=store.prefix, write_delay_s=delay_s)
+
+
+def test_a_deferred_write_goes_with_the_next_read(redis_store: RedisFeatureState) -> None:
+    """On an event loop, put_event waits for the next get_pair, which then reads it back."""
+    store = _deferring(redis_store, delay_s=60.0)
+    event = _event()
+
+    async def write_then_read() -> tuple[int, object, object, int]:
+        store.put_event(event)
+        held, in_redis = store.deferred, redis_store.client.get(f"{store.prefix}:card:c")
+        pair = store.get_pair("c", "m")
+        return held, in_redis, pair, store.deferred
+
+    expected = (1, None, (event.card, event.terminal), 0)
+    assert expected == asyncio.run(write_then_read())
+
+
+def test_a_deferred_write_without_a_read_is_written_by_the_timer(
+    redis_store: RedisFeatureState,
+) -> None:
+    """No read within the delay: the write goes on its own."""
+    store = _deferring(redis_store, delay_s=0.01)
+
+    async def write_and_wait() -> int:
+        store.put_event(_event())
+        await asyncio.sleep(0.2)
+        return store.deferred
+
+    assert 0 == asyncio.run(write_and_wait())
+    expected = (_event().card, _event().terminal, TxRef("m", 10))
+    assert expected == (*redis_store.get_pair("c", "m"), redis_store.get_tx_ref("t1"))
+
+
+def test_without_an_event_loop_writes_go_at_once(redis_store: RedisFeatureState) -> None:
+    """No loop to flush later (a script, a thread): put_event writes through."""
+    store = _deferring(redis_store, delay_s=60.0)
+    store.put_event(_event())
+    expected = (0, _event().card)
+    assert expected == (store.deferred, redis_store.get_card("c"))
+
+
+def test_every_other_operation_sees_the_deferred_writes(redis_store: RedisFeatureState) -> None:
+    """Single reads and writes go after what is deferred, so they see it and keep its order."""
+    store = _deferring(redis_store, delay_s=60.0)
+    relabelled = _event().terminal
+    relabelled.label_known_at[0], relabelled.is_fraud[0] = 20, True
+
+    async def write_then_use() -> tuple[object, ...]:
+        store.put_event(_event())
+        ref = store.get_tx_ref("t1")
+        store.put_event(_event())
+        store.put_terminal("m", relabelled)
+        return ref, store.get_terminal("m"), store.deferred
+
+    expected = (TxRef("m", 10), relabelled, 0)
+    assert expected == asyncio.run(write_then_use())
+
+
+def test_close_writes_what_is_deferred(redis_store: RedisFeatureState) -> None:
+    """Shutting down loses no deferred write."""
+    store = RedisFeatureState.from_url(
+        REDIS_URL, prefix=redis_store.prefix, timeout_s=_TIMEOUT_S, write_delay_s=60.0
+    )
+
+    async def write() -> None:
+        store.put_event(_event())
+
+    asyncio.run(write())
+    store.close()
+    assert _event().card == redis_store.get_card("c")
+
+
+def test_deferred_writes_survive_an_outage_and_land_when_redis_returns() -> None:
+    """A read during the outage fails and keeps the writes; the first read after lands them."""
+    with private_redis() as server:
+        store = RedisFeatureState.from_url(server.url, timeout_s=_TIMEOUT_S, write_delay_s=60.0)
+
+        async def across_an_outage() -> tuple[int, object, int]:
+            store.put_event(_event())
+            server.stop()
+            with pytest.raises(StoreError, match="get_pair"):
+                store.get_pair("c", "m")
+            held = store.deferred
+            # The restarted Redis has lost the write script too: it is loaded again.
+            server.start()
+            return held, store.get_pair("c", "m"), store.deferred
+
+        try:
+            expected = (1, (_event().card, _event().terminal), 0)
+            assert expected == asyncio.run(across_an_outage())
+        finally:
+            store.close()
+
+
+def test_past_the_bound_deferred_writes_go_at_once(redis_store: RedisFeatureState) -> None:
+    """No more than MAX_DEFERRED transactions' writes wait; the next one writes them all."""
+    store = _deferring(redis_store, delay_s=60.0)
+
+    async def write_many() -> int:
+        for n in range(MAX_DEFERRED + 1):
+            store.put_event(_event(card_id=f"c{n}", transaction_id=f"t{n}"))
+        return store.deferred
+
+    assert 0 == asyncio.run(write_many())
+    assert _event(card_id="c0", transaction_id="t0").card == redis_store.get_card("c0")
