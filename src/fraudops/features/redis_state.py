@@ -15,8 +15,9 @@ if no read comes first, or by ``flush``/``close``. A transaction then costs one 
 instead of two; while the loop waits on a round trip it does nothing else, and on a busy
 machine each round trip also waits for Redis to be scheduled. Every other operation writes
 the deferred ones first, so this store still reads what was written, in order. The price:
-another replica sees a transaction's write up to ``write_delay_s`` later; a crash loses the state writes of the last ``write_delay_s`` at most (the decisions themselves are
-in the decision log); and a failed write is reported by the next read, not by the write.
+another replica sees a transaction's write up to ``write_delay_s`` later; a crash loses the
+state writes of the last ``write_delay_s`` at most (the decisions themselves are in the
+decision log); and a failed write is reported by the next read, not by the write.
 A failed flush keeps the writes, to go again with the next read; that read then raises
 ``StoreError`` if Redis is still failing, and the writes are dropped only at ``close``
 (which raises) or past ``MAX_DEFERRED`` (the write that overflows raises). With no running
