@@ -1,0 +1,1 @@
+"""Human review: cases from decisions, the analysts' queue, verdicts → labels, users, audit."""

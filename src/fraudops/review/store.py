@@ -1,0 +1,451 @@
+"""The case store in SQL: SQLite by default, PostgreSQL by URL, the same code for both.
+
+Every change that must not race is one conditional UPDATE (``… WHERE status = 'open' AND
+the lock is free or mine``) whose row count says whether it happened, so two analysts or
+two replicas can never both win; when it did not happen, the case is read back to say why
+(missing, closed, locked by whom). Opening cases is ``INSERT … ON CONFLICT DO NOTHING``,
+so it is idempotent by transaction id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fraudops.decide.log import DecisionRecord
+from fraudops.errors import (
+    CaseClosedError,
+    CaseNotFoundError,
+    InputError,
+    LockedError,
+    PermissionDeniedError,
+)
+from fraudops.review import _schema
+from fraudops.review.audit import AuditAction, AuditEntry, insert_entry
+from fraudops.review.cases import (
+    Case,
+    CaseGroup,
+    CaseKind,
+    CaseOpening,
+    CaseStatus,
+    CloseResult,
+    IntakeCursor,
+    QueueStats,
+    Verdict,
+)
+from fraudops.review.database import ReviewDatabase, as_utc, utc
+
+_cases = _schema.cases
+_CLAIM_CANDIDATES = 20
+
+
+class SqlCaseStore:
+    """Review cases in the review database; see :class:`~fraudops.review.cases.CaseStore`."""
+
+    def __init__(self, database: ReviewDatabase) -> None:
+        self._db = database
+        dialect_insert = sqlite.insert if database.dialect == "sqlite" else postgresql.insert
+        self._insert_cases = dialect_insert(_cases).on_conflict_do_nothing()
+        cursor_insert = dialect_insert(_schema.intake_cursors)
+        self._upsert_cursor = cursor_insert.on_conflict_do_update(
+            index_elements=["name"],
+            set_={
+                "decided_at": cursor_insert.excluded.decided_at,
+                "transaction_id": cursor_insert.excluded.transaction_id,
+                "updated_at": cursor_insert.excluded.updated_at,
+            },
+        )
+
+    # ------------------------------------------------------------------ cases
+
+    def open_cases(self, openings: Sequence[CaseOpening], now: datetime) -> list[str]:
+        """Open cases not yet open; the transaction ids actually opened, in input order."""
+        rows: dict[str, dict[str, Any]] = {}
+        for opening in openings:
+            rows.setdefault(opening.record.transaction_id, _case_row(opening, now))
+        if not rows:
+            return []
+        ids = list(rows)
+        with self._db.begin("open cases") as connection:
+            existing = set(
+                connection.execute(
+                    sa.select(_cases.c.transaction_id).where(_cases.c.transaction_id.in_(ids))
+                ).scalars()
+            )
+            new_rows = [row for tid, row in rows.items() if tid not in existing]
+            if new_rows:
+                connection.execute(self._insert_cases, new_rows)
+        return [row["transaction_id"] for row in new_rows]
+
+    def get(self, transaction_id: str) -> Case:
+        """The case of one transaction; CaseNotFoundError if there is none."""
+        with self._db.begin("read a case") as connection:
+            return _read(connection, transaction_id)
+
+    def queue(
+        self,
+        *,
+        statuses: Sequence[CaseStatus] = (CaseStatus.OPEN,),
+        kinds: Sequence[CaseKind] = (CaseKind.REVIEW, CaseKind.AUDIT_SAMPLE),
+        limit_groups: int = 50,
+    ) -> list[CaseGroup]:
+        """Waiting cases grouped by card, groups by their max expected loss, highest first.
+
+        Within a group, cases come by expected loss, highest first. ``limit_groups`` bounds
+        the answer in whole groups, so a card's cases are never split across pages.
+        """
+        if limit_groups < 1:
+            raise InputError(f"limit_groups must be at least 1, got {limit_groups}")
+        query = _queue_query(statuses, kinds).where(sa.column("group_rank") <= limit_groups)
+        with self._db.begin("read the queue") as connection:
+            rows = connection.execute(query).mappings().all()
+        groups: list[CaseGroup] = []
+        current: list[Case] = []
+        for row in rows:
+            case = _case_from_row(row)
+            if current and current[0].card_id != case.card_id:
+                groups.append(CaseGroup(current[0].card_id, tuple(current)))
+                current = []
+            current.append(case)
+        if current:
+            groups.append(CaseGroup(current[0].card_id, tuple(current)))
+        return groups
+
+    def stats(self, now: datetime) -> QueueStats:
+        """Queue depth, overdue count, oldest waiting case and today's inflow."""
+        at = utc(now)
+        waiting = _cases.c.status != CaseStatus.CLOSED.value
+        query = sa.select(
+            _count(_cases.c.status == CaseStatus.OPEN.value),
+            _count(_cases.c.status == CaseStatus.ESCALATED.value),
+            _count(waiting & (_cases.c.due_at < at)),
+            sa.func.min(sa.case((waiting, _cases.c.decided_at))),
+        )
+        with self._db.begin("read queue stats") as connection:
+            open_, escalated, overdue, oldest = connection.execute(query).one()
+        midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
+        return QueueStats(
+            open=int(open_ or 0),
+            escalated=int(escalated or 0),
+            overdue=int(overdue or 0),
+            oldest_decided_at=None if oldest is None else as_utc(oldest),
+            opened_today=self.inflow(midnight, at + timedelta(microseconds=1)),
+        )
+
+    def inflow(self, since: datetime, until: datetime) -> int:
+        """How many review cases (not audit samples) were decided in ``[since, until)``."""
+        query = sa.select(sa.func.count()).where(
+            _cases.c.kind == CaseKind.REVIEW.value,
+            _cases.c.decided_at >= utc(since),
+            _cases.c.decided_at < utc(until),
+        )
+        with self._db.begin("count inflow") as connection:
+            return int(connection.execute(query).scalar_one())
+
+    # ------------------------------------------------------------------ locks
+
+    def lock(self, transaction_id: str, user: str, now: datetime, ttl: timedelta) -> Case:
+        """Lock the case to ``user`` until ``now + ttl`` (renews their own lock)."""
+        with self._db.begin("lock a case") as connection:
+            return _lock(connection, transaction_id, user, utc(now), ttl)
+
+    def unlock(self, transaction_id: str, user: str) -> None:
+        """Release ``user``'s lock on the case (nothing if they do not hold it)."""
+        with self._db.begin("unlock a case") as connection:
+            connection.execute(
+                sa.update(_cases)
+                .where(_cases.c.transaction_id == transaction_id, _cases.c.locked_by == user)
+                .values(locked_by=None, locked_until=None)
+            )
+
+    def claim_next(
+        self,
+        user: str,
+        now: datetime,
+        ttl: timedelta,
+        *,
+        statuses: Sequence[CaseStatus] = (CaseStatus.OPEN,),
+        kinds: Sequence[CaseKind] = (CaseKind.REVIEW, CaseKind.AUDIT_SAMPLE),
+    ) -> Case | None:
+        """Lock the first case in queue order nobody else holds; None if there is none."""
+        at = utc(now)
+        candidates = (
+            _queue_query(statuses, kinds)
+            .where(_free_or_mine(sa.column("locked_by"), sa.column("locked_until"), user, at))
+            .limit(_CLAIM_CANDIDATES)
+        )
+        with self._db.begin("claim a case") as connection:
+            ids = list(connection.execute(candidates).mappings())
+        for row in ids:
+            try:
+                with self._db.begin("claim a case") as connection:
+                    return _lock(connection, row["transaction_id"], user, at, ttl)
+            except (LockedError, CaseClosedError):
+                continue  # another analyst took it between the read and the lock
+        return None
+
+    # ------------------------------------------------------------------ verdicts
+
+    def record_verdict(
+        self,
+        transaction_id: str,
+        verdict: Verdict,
+        user: str,
+        note: str,
+        now: datetime,
+        *,
+        may_resolve_escalated: bool,
+    ) -> CloseResult:
+        """Close the case with a fraud/legitimate verdict, or escalate it; audited at once."""
+        at = utc(now)
+        if verdict is Verdict.ESCALATE:
+            allowed = [CaseStatus.OPEN.value]
+            values: dict[str, Any] = {
+                "status": CaseStatus.ESCALATED.value,
+                "escalated_by": user,
+                "escalated_at": at,
+                "escalation_note": note,
+            }
+            action = AuditAction.ESCALATION
+        else:
+            allowed = [CaseStatus.OPEN.value]
+            if may_resolve_escalated:
+                allowed.append(CaseStatus.ESCALATED.value)
+            values = {
+                "status": CaseStatus.CLOSED.value,
+                "verdict": verdict.value,
+                "verdict_by": user,
+                "verdict_at": at,
+                "verdict_note": note,
+            }
+            action = AuditAction.VERDICT
+        update = (
+            sa.update(_cases)
+            .where(
+                _cases.c.transaction_id == transaction_id,
+                _cases.c.status.in_(allowed),
+                _free_or_mine(_cases.c.locked_by, _cases.c.locked_until, user, at),
+            )
+            .values(locked_by=None, locked_until=None, **values)
+        )
+        # The UPDATE comes first in the transaction: it takes the write lock before any read,
+        # so SQLite never finds its read snapshot stale when it comes to write.
+        with self._db.begin("record a verdict") as connection:
+            applied = connection.execute(update).rowcount == 1
+            case = _read(connection, transaction_id)
+            if applied:
+                insert_entry(connection, _verdict_entry(case, verdict, action, user, note, at))
+                return CloseResult(case, first=True)
+        return _refusal_or_repeat(case, verdict, user, at, may_resolve_escalated)
+
+    # ------------------------------------------------------------------ intake cursor
+
+    def cursor(self, name: str) -> IntakeCursor | None:
+        """The saved position of intake ``name``; None before its first run."""
+        table = _schema.intake_cursors
+        with self._db.begin("read the intake cursor") as connection:
+            row = connection.execute(sa.select(table).where(table.c.name == name)).first()
+        if row is None:
+            return None
+        return IntakeCursor(as_utc(row.decided_at), row.transaction_id)
+
+    def save_cursor(self, name: str, cursor: IntakeCursor, now: datetime) -> None:
+        """Save the position of intake ``name``."""
+        with self._db.begin("save the intake cursor") as connection:
+            connection.execute(
+                self._upsert_cursor,
+                {
+                    "name": name,
+                    "decided_at": utc(cursor.decided_at),
+                    "transaction_id": cursor.transaction_id,
+                    "updated_at": utc(now),
+                },
+            )
+
+    def ping(self) -> None:
+        """Return if the database answers; StoreError if not."""
+        self._db.ping()
+
+    def close(self) -> None:
+        """Release connections."""
+        self._db.close()
+
+
+def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def _free_or_mine(
+    locked_by: sa.ColumnElement[Any], locked_until: sa.ColumnElement[Any], user: str, at: datetime
+) -> sa.ColumnElement[bool]:
+    return sa.or_(locked_by.is_(None), locked_by == user, locked_until <= at)
+
+
+def _queue_query(statuses: Sequence[CaseStatus], kinds: Sequence[CaseKind]) -> sa.Select[Any]:
+    """Waiting cases in queue order, with each row's group rank (1 = the costliest card)."""
+    grouped = (
+        sa.select(
+            _cases,
+            sa.func.max(_cases.c.expected_loss)
+            .over(partition_by=_cases.c.card_id)
+            .label("group_loss"),
+        )
+        .where(
+            _cases.c.status.in_([status.value for status in statuses]),
+            _cases.c.kind.in_([kind.value for kind in kinds]),
+        )
+        .subquery("grouped")
+    )
+    ranked = sa.select(
+        grouped,
+        sa.func.dense_rank()
+        .over(order_by=(grouped.c.group_loss.desc(), grouped.c.card_id))
+        .label("group_rank"),
+    ).subquery("ranked")
+    return sa.select(ranked).order_by(
+        ranked.c.group_rank, ranked.c.expected_loss.desc(), ranked.c.transaction_id
+    )
+
+
+def _lock(
+    connection: sa.Connection, transaction_id: str, user: str, at: datetime, ttl: timedelta
+) -> Case:
+    if ttl <= timedelta(0):
+        raise InputError(f"a lock must last a positive time, got {ttl}")
+    update = (
+        sa.update(_cases)
+        .where(
+            _cases.c.transaction_id == transaction_id,
+            _cases.c.status != CaseStatus.CLOSED.value,
+            _free_or_mine(_cases.c.locked_by, _cases.c.locked_until, user, at),
+        )
+        .values(locked_by=user, locked_until=at + ttl)
+    )
+    # Twice at most: a lock released between the UPDATE and the read is free to take now.
+    for _ in range(2):
+        applied = connection.execute(update).rowcount == 1
+        case = _read(connection, transaction_id)
+        if applied:
+            return case
+        if case.status is CaseStatus.CLOSED:
+            raise CaseClosedError(_closed_message(case))
+        holder = case.lock_holder(at)
+        if holder is not None and case.locked_until is not None:
+            raise LockedError(transaction_id, holder, case.locked_until)
+    raise CaseClosedError(f"case {transaction_id!r} keeps changing; reload it")
+
+
+def _verdict_entry(
+    case: Case, verdict: Verdict, action: AuditAction, user: str, note: str, at: datetime
+) -> AuditEntry:
+    # A case closed after an escalation keeps who escalated it: that was its status before.
+    escalated = verdict is not Verdict.ESCALATE and case.escalated_by is not None
+    return AuditEntry(
+        at=at,
+        actor=user,
+        action=action,
+        subject=case.transaction_id,
+        reason=note,
+        details={
+            "verdict": verdict.value,
+            "kind": case.kind.value,
+            "previous_status": (CaseStatus.ESCALATED if escalated else CaseStatus.OPEN).value,
+            "score": case.score,
+            "amount": case.amount,
+            "model_version": case.record.decision.model_version,
+        },
+    )
+
+
+def _refusal_or_repeat(
+    case: Case, verdict: Verdict, user: str, at: datetime, may_resolve_escalated: bool
+) -> CloseResult:
+    """Why a verdict did not apply: a repeat of what stands, or the error that refuses it."""
+    if verdict is Verdict.ESCALATE:
+        if case.status is CaseStatus.ESCALATED:
+            return CloseResult(case, first=False)
+    elif case.status is CaseStatus.CLOSED and case.verdict is verdict:
+        return CloseResult(case, first=False)
+    if case.status is CaseStatus.CLOSED:
+        raise CaseClosedError(_closed_message(case))
+    if case.status is CaseStatus.ESCALATED and not may_resolve_escalated:
+        raise PermissionDeniedError(
+            f"case {case.transaction_id!r} was escalated by {case.escalated_by!r}:"
+            " only a lead can give its verdict"
+        )
+    holder = case.lock_holder(at)
+    if holder is not None and holder != user and case.locked_until is not None:
+        raise LockedError(case.transaction_id, holder, case.locked_until)
+    # The row changed between the UPDATE and the read: say so rather than guess.
+    raise CaseClosedError(f"case {case.transaction_id!r} changed meanwhile; reload it")
+
+
+def _closed_message(case: Case) -> str:
+    when = case.verdict_at.isoformat() if case.verdict_at else "?"
+    return (
+        f"case {case.transaction_id!r} is closed: {case.verdict} by {case.verdict_by!r} at {when}"
+    )
+
+
+def _read(connection: sa.Connection, transaction_id: str) -> Case:
+    row = (
+        connection.execute(sa.select(_cases).where(_cases.c.transaction_id == transaction_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise CaseNotFoundError(transaction_id)
+    return _case_from_row(row)
+
+
+def _case_row(opening: CaseOpening, now: datetime) -> dict[str, Any]:
+    record, tx = opening.record, opening.record.transaction
+    score = float(record.decision.score)
+    return {
+        "transaction_id": record.transaction_id,
+        "kind": opening.kind.value,
+        "status": CaseStatus.OPEN.value,
+        "card_id": tx.customer_id,
+        "terminal_id": tx.terminal_id,
+        "amount": float(tx.amount),
+        "score": score,
+        "expected_loss": score * float(tx.amount),
+        "record": record.encode(),
+        "decided_at": record.decided_at.astimezone(UTC),
+        "opened_at": utc(now),
+        "due_at": utc(opening.due_at),
+    }
+
+
+def _optional_time(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def _case_from_row(row: sa.RowMapping) -> Case:
+    return Case(
+        transaction_id=row["transaction_id"],
+        kind=CaseKind(row["kind"]),
+        status=CaseStatus(row["status"]),
+        card_id=row["card_id"],
+        terminal_id=row["terminal_id"],
+        amount=row["amount"],
+        score=row["score"],
+        expected_loss=row["expected_loss"],
+        record=DecisionRecord.decode(row["record"]),
+        decided_at=as_utc(row["decided_at"]),
+        opened_at=as_utc(row["opened_at"]),
+        due_at=as_utc(row["due_at"]),
+        locked_by=row["locked_by"],
+        locked_until=_optional_time(row["locked_until"]),
+        escalated_by=row["escalated_by"],
+        escalated_at=_optional_time(row["escalated_at"]),
+        escalation_note=row["escalation_note"],
+        verdict=None if row["verdict"] is None else Verdict(row["verdict"]),
+        verdict_by=row["verdict_by"],
+        verdict_at=_optional_time(row["verdict_at"]),
+        verdict_note=row["verdict_note"],
+    )

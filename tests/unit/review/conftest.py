@@ -1,0 +1,88 @@
+"""Review fixtures: a review database on SQLite and on a real PostgreSQL, and its stores."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import make_url
+
+from fraudops.clock import ManualClock
+from fraudops.review.audit import SqlAuditTrail
+from fraudops.review.database import ReviewDatabase
+from fraudops.review.store import SqlCaseStore
+from tests.services import POSTGRES_URL, require_port
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@contextmanager
+def postgres_schema_url() -> Iterator[str]:
+    """A URL into a fresh schema of the shared test database, dropped with everything after.
+
+    The schema is the connection's ``search_path``, so the migrations, the version table
+    and the audit trigger land there and no other test's tables are touched.
+    """
+    url = make_url(POSTGRES_URL)
+    require_port("PostgreSQL", url.host or "127.0.0.1", url.port or 5432)
+    schema = f"fraudops_review_{uuid.uuid4().hex[:12]}"
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database of each supported kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/review/review.db"
+    else:
+        with postgres_schema_url() as url:
+            yield url
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[ReviewDatabase]:
+    """A migrated review database, closed after the test."""
+    db = ReviewDatabase(database_url)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> Iterator[ReviewDatabase]:
+    """A migrated review database in SQLite only, for tests of logic that is not SQL."""
+    db = ReviewDatabase(f"sqlite:///{tmp_path}/review.db")
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def store(database: ReviewDatabase) -> SqlCaseStore:
+    """The case store on each database."""
+    return SqlCaseStore(database)
+
+
+@pytest.fixture
+def audit(database: ReviewDatabase) -> SqlAuditTrail:
+    """The audit trail on each database."""
+    return SqlAuditTrail(database)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock standing at T0 until moved."""
+    return ManualClock(T0)
