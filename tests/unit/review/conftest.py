@@ -5,18 +5,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 from psycopg import sql
 from sqlalchemy import make_url
 
 from fraudops.clock import ManualClock
 from fraudops.review.audit import SqlAuditTrail
 from fraudops.review.database import ReviewDatabase
+from fraudops.review.desk import ReviewDesk
+from fraudops.review.ratelimit import SignInLimiter
 from fraudops.review.store import SqlCaseStore
+from fraudops.review.users import Role, SqlUserStore
 from tests.services import POSTGRES_URL, require_port
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -86,3 +90,39 @@ def audit(database: ReviewDatabase) -> SqlAuditTrail:
 def clock() -> ManualClock:
     """A clock standing at T0 until moved."""
     return ManualClock(T0)
+
+
+@pytest.fixture
+def hasher() -> PasswordHasher:
+    """argon2id with tiny costs: the same code path as production, a millisecond a hash."""
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture
+def users(database: ReviewDatabase, hasher: PasswordHasher) -> SqlUserStore:
+    """The user store on each database."""
+    return SqlUserStore(database, hasher)
+
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def desk(database: ReviewDatabase, users: SqlUserStore, clock: ManualClock) -> ReviewDesk:
+    """A review desk on each database with ann and bob (analysts), lea (lead), ada (admin)."""
+    for name, role in (
+        ("ann", Role.ANALYST),
+        ("bob", Role.ANALYST),
+        ("lea", Role.LEAD),
+        ("ada", Role.ADMIN),
+    ):
+        users.add(name, role, PASSWORD, by="cli:test", now=clock.now())
+    return ReviewDesk(
+        SqlCaseStore(database),
+        users,
+        SqlAuditTrail(database),
+        clock,
+        SignInLimiter(clock, max_failures=3, window=timedelta(minutes=10)),
+        lock_ttl=timedelta(minutes=15),
+        daily_capacity=3,
+    )

@@ -1,0 +1,319 @@
+"""The review desk: what the API and the UI call, with every permission checked here.
+
+Each method takes the signed-in :class:`~fraudops.review.users.User` first, checks it
+against the permission table, and then asks the stores, so a route is: read the session,
+call the desk, render the answer. Errors are the tree's (each with its HTTP status):
+AuthError 401, PermissionDeniedError 403, CaseNotFoundError 404, CaseClosedError and
+LockedError 409, InputError 422, SignInLimitedError 429, StoreError 503.
+
+A verdict answers with the :class:`~fraudops.types.Label` it made; the caller applies it
+to the online state and stores it for training (``DecisionService.learn``). A repeat of a
+verdict answers the case as it stands and no label, so a double submission teaches the
+model once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import structlog
+
+from fraudops.clock import Clock
+from fraudops.errors import AuthError, InputError
+from fraudops.review.audit import SYSTEM_PREFIX, AuditAction, AuditEntry, AuditTrail
+from fraudops.review.capacity import CapacityStatus, capacity_status
+from fraudops.review.cases import (
+    Case,
+    CaseGroup,
+    CaseKind,
+    CaseStatus,
+    CaseStore,
+    QueueStats,
+    Verdict,
+    verdict_label,
+)
+from fraudops.review.permissions import Permission, allowed, authorise
+from fraudops.review.ratelimit import SignInLimiter
+from fraudops.review.users import Role, User, UserStore
+from fraudops.types import Label
+
+_log = structlog.get_logger("fraudops.review")
+
+MAX_NOTE_LENGTH = 2000
+_ALL_KINDS = (CaseKind.REVIEW, CaseKind.AUDIT_SAMPLE)
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictResult:
+    """What a verdict did.
+
+    ``label`` is the label to apply and store: set the first time a fraud or legitimate
+    verdict closes the case, None for an escalation and for a repeat (``first`` False).
+    """
+
+    case: Case
+    label: Label | None
+    first: bool
+
+
+class ReviewDesk:
+    """Cases, verdicts, users and the audit trail behind one permission check."""
+
+    def __init__(
+        self,
+        cases: CaseStore,
+        users: UserStore,
+        audit: AuditTrail,
+        clock: Clock,
+        limiter: SignInLimiter,
+        *,
+        lock_ttl: timedelta = timedelta(minutes=15),
+        daily_capacity: int = 100,
+    ) -> None:
+        self.cases = cases
+        self.users = users
+        self.audit = audit
+        self.clock = clock
+        self.limiter = limiter
+        self.lock_ttl = lock_ttl
+        self.daily_capacity = daily_capacity
+
+    # ------------------------------------------------------------------ sign-in
+
+    def sign_in(self, username: str, password: str, client: str) -> User:
+        """The user whose password this is; AuthError (401) if none, SignInLimitedError
+        (429) after too many failures for the username or from ``client`` (an address)."""
+        self.limiter.check(username, client)
+        user = self.users.verify(username, password, self.clock.now())
+        if user is None:
+            self.limiter.failed(username, client)
+            _log.warning("review.sign_in_failed", username=username, client=client)
+            raise AuthError("wrong username or password")
+        self.limiter.succeeded(username, client)
+        _log.info("review.signed_in", username=username, client=client)
+        return user
+
+    def current_user(self, username: str) -> User:
+        """The user a session names, read afresh (so a disabled account stops at once);
+        AuthError if there is no such active user."""
+        user = self.users.get(username)
+        if user is None or not user.active:
+            raise AuthError("the session's user does not exist or is disabled")
+        return user
+
+    # ------------------------------------------------------------------ queue
+
+    def queue(
+        self,
+        user: User,
+        *,
+        escalated: bool = False,
+        kinds: Sequence[CaseKind] = _ALL_KINDS,
+        limit_groups: int = 50,
+    ) -> list[CaseGroup]:
+        """The open cases grouped by card, costliest group first; ``escalated`` shows the
+        escalated ones instead (leads)."""
+        authorise(user, Permission.RESOLVE_ESCALATIONS if escalated else Permission.WORK_CASES)
+        status = CaseStatus.ESCALATED if escalated else CaseStatus.OPEN
+        return self.cases.queue(statuses=[status], kinds=kinds, limit_groups=limit_groups)
+
+    def stats(self, user: User) -> QueueStats:
+        """Queue depth, overdue cases, the oldest waiting decision, today's inflow."""
+        authorise(user, Permission.WORK_CASES)
+        return self.cases.stats(self.clock.now())
+
+    def capacity(self, user: User) -> CapacityStatus:
+        """Today's review inflow against the team's daily capacity."""
+        authorise(user, Permission.WORK_CASES)
+        return capacity_status(self.cases, self.clock.now(), self.daily_capacity)
+
+    def case(self, user: User, transaction_id: str) -> Case:
+        """One case with its decision record; CaseNotFoundError if there is none."""
+        authorise(user, Permission.WORK_CASES)
+        return self.cases.get(transaction_id)
+
+    # ------------------------------------------------------------------ locks
+
+    def lock(self, user: User, transaction_id: str) -> Case:
+        """Lock the case to ``user`` for the lock time (renews their own lock)."""
+        authorise(user, Permission.WORK_CASES)
+        case = self.cases.get(transaction_id)
+        if case.status is CaseStatus.ESCALATED:
+            authorise(user, Permission.RESOLVE_ESCALATIONS)
+        return self.cases.lock(transaction_id, user.username, self.clock.now(), self.lock_ttl)
+
+    def unlock(self, user: User, transaction_id: str) -> None:
+        """Release ``user``'s lock on the case."""
+        authorise(user, Permission.WORK_CASES)
+        self.cases.unlock(transaction_id, user.username)
+
+    def next_case(self, user: User, *, escalated: bool = False) -> Case | None:
+        """Lock and return the first case in queue order nobody else holds."""
+        authorise(user, Permission.RESOLVE_ESCALATIONS if escalated else Permission.WORK_CASES)
+        status = CaseStatus.ESCALATED if escalated else CaseStatus.OPEN
+        return self.cases.claim_next(
+            user.username, self.clock.now(), self.lock_ttl, statuses=[status]
+        )
+
+    # ------------------------------------------------------------------ verdicts
+
+    def submit_verdict(
+        self, user: User, transaction_id: str, verdict: Verdict, note: str = ""
+    ) -> VerdictResult:
+        """Confirm fraud, mark legitimate, or escalate (a note is then required).
+
+        Refused with CaseNotFoundError, CaseClosedError (another verdict stands),
+        LockedError (another analyst holds the case) or PermissionDeniedError (an
+        escalated case, for an analyst). The same verdict again is a repeat: the case as
+        it stands, no label.
+        """
+        authorise(user, Permission.WORK_CASES)
+        verdict = Verdict(verdict)
+        note = note.strip()
+        if len(note) > MAX_NOTE_LENGTH:
+            raise InputError(f"a note may have at most {MAX_NOTE_LENGTH} characters")
+        if verdict is Verdict.ESCALATE and not note:
+            raise InputError("an escalation needs a note saying what the lead should look at")
+        result = self.cases.record_verdict(
+            transaction_id,
+            verdict,
+            user.username,
+            note,
+            self.clock.now(),
+            may_resolve_escalated=allowed(user, Permission.RESOLVE_ESCALATIONS),
+        )
+        case = result.case
+        label = None
+        if result.first and verdict is not Verdict.ESCALATE and case.verdict_at is not None:
+            label = verdict_label(transaction_id, verdict, case.verdict_at)
+        _log.info(
+            "review.verdict",
+            transaction_id=transaction_id,
+            verdict=verdict.value,
+            user=user.username,
+            first=result.first,
+        )
+        return VerdictResult(case=case, label=label, first=result.first)
+
+    # ------------------------------------------------------------------ audit
+
+    def authorise(self, user: User, permission: Permission) -> None:
+        """Check a permission for an action done elsewhere (promotion, rollback, a rule or
+        threshold change); record it with :meth:`record` once it is done."""
+        authorise(user, permission)
+
+    def record(
+        self,
+        user: User,
+        action: AuditAction,
+        subject: str,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Record a human action done elsewhere (promotion, rollback, rule or threshold
+        change) in the audit trail; the action's permission is checked here too.
+
+        Verdicts, escalations and user changes are recorded by the desk itself, with the
+        change they describe, so they cannot be recorded here.
+        """
+        permission = _RECORDED_ELSEWHERE.get(action)
+        if permission is None:
+            raise InputError(f"{action.value} is recorded by the desk itself, not by record()")
+        authorise(user, permission)
+        return self.audit.record(
+            AuditEntry(self.clock.now(), user.username, action, subject, reason, details or {})
+        )
+
+    def record_automated(
+        self,
+        component: str,
+        action: AuditAction,
+        subject: str,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Record a change the system made on its own (a model or thresholds), as
+        ``system:<component>``."""
+        if action not in (AuditAction.MODEL_CHANGE, AuditAction.THRESHOLD_CHANGE):
+            raise InputError(f"the system does not record {action.value} on its own")
+        actor = SYSTEM_PREFIX + component
+        return self.audit.record(
+            AuditEntry(self.clock.now(), actor, action, subject, reason, details or {})
+        )
+
+    def audit_entries(
+        self,
+        user: User,
+        *,
+        since: datetime | None = None,
+        actor: str | None = None,
+        action: AuditAction | None = None,
+        subject: str | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Audit entries matching every filter given, oldest first (leads and admins)."""
+        authorise(user, Permission.VIEW_AUDIT)
+        return self.audit.entries(
+            since=since,
+            actor=actor,
+            action=action,
+            subject=subject,
+            after_id=after_id,
+            limit=limit,
+        )
+
+    def export_audit(
+        self, user: User, format: Literal["csv", "jsonl"], *, since: datetime | None = None
+    ) -> Iterator[str]:
+        """The audit trail as CSV or JSON lines, chunk by chunk (leads and admins)."""
+        authorise(user, Permission.VIEW_AUDIT)
+        return self.audit.export(format, since=since)
+
+    # ------------------------------------------------------------------ users
+
+    def users_list(self, user: User) -> list[User]:
+        """Every user (admins)."""
+        authorise(user, Permission.MANAGE_USERS)
+        return self.users.list()
+
+    def add_user(self, admin: User, username: str, role: Role, password: str) -> User:
+        """Create a user (admins); audited."""
+        authorise(admin, Permission.MANAGE_USERS)
+        return self.users.add(username, role, password, by=admin.username, now=self.clock.now())
+
+    def set_role(self, admin: User, username: str, role: Role) -> User:
+        """Change a user's role (admins); audited."""
+        authorise(admin, Permission.MANAGE_USERS)
+        self._not_self(admin, username, "change their own role")
+        return self.users.set_role(username, role, by=admin.username, now=self.clock.now())
+
+    def set_active(self, admin: User, username: str, active: bool) -> User:
+        """Enable or disable a user (admins); audited."""
+        authorise(admin, Permission.MANAGE_USERS)
+        self._not_self(admin, username, "disable themselves")
+        return self.users.set_active(username, active, by=admin.username, now=self.clock.now())
+
+    def change_password(self, user: User, username: str, password: str) -> User:
+        """Set a password: one's own, or anyone's for an admin; audited."""
+        if username != user.username:
+            authorise(user, Permission.MANAGE_USERS)
+        return self.users.set_password(username, password, by=user.username, now=self.clock.now())
+
+    @staticmethod
+    def _not_self(admin: User, username: str, what: str) -> None:
+        # An admin locking themselves out could leave no admin at all.
+        if admin.username == username:
+            raise InputError(f"an admin cannot {what}; ask another admin")
+
+
+_RECORDED_ELSEWHERE: Mapping[AuditAction, Permission] = {
+    AuditAction.PROMOTION: Permission.APPROVE_PROMOTION,
+    AuditAction.ROLLBACK: Permission.ROLLBACK_MODEL,
+    AuditAction.RULE_CHANGE: Permission.CHANGE_RULES,
+    AuditAction.THRESHOLD_CHANGE: Permission.CHANGE_THRESHOLDS,
+    AuditAction.MODEL_CHANGE: Permission.APPROVE_PROMOTION,
+}
