@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -122,6 +122,34 @@ class ApiSettings(_Section):
     """Serve without keys; for a laptop only, and logged loudly at start."""
 
 
+class ReviewSettings(_Section):
+    """The review desk: where cases, users and the audit trail live, and how the queue runs."""
+
+    url: str | None = None
+    """The review database (SQLite or PostgreSQL URL); None: ``<data_dir>/review.db``."""
+    audit_sample_rate: float = Field(default=0.002, ge=0.0, le=1.0)
+    """The share of approved decisions also reviewed, so missed fraud can be estimated."""
+    sla_minutes: int = Field(default=240, ge=1)
+    """How long after its decision a case is due."""
+    daily_capacity: int = Field(default=100, ge=0)
+    """Review cases the team can work in a day."""
+    lock_minutes: int = Field(default=15, ge=1)
+    """How long a case stays locked to the analyst who opened it, unless renewed."""
+    intake_interval_s: float = Field(default=1.0, gt=0.0)
+    intake_settle_s: float = Field(default=30.0, ge=0.0)
+    """Decisions younger than this are left for the next pass (they may still be buffered)."""
+    intake_batch_size: int = Field(default=500, ge=1)
+    session_secret: SecretStr | None = None
+    """Signs the review UI's session cookies; the UI does not start without one."""
+    session_max_age_s: int = Field(default=8 * 3600, ge=60)
+    sign_in_max_failures: int = Field(default=5, ge=1)
+    sign_in_window_s: float = Field(default=900.0, gt=0.0)
+
+    def database_url(self, data_dir: Path) -> str:
+        """The review database's URL: ``url``, else a SQLite file under ``data_dir``."""
+        return self.url or f"sqlite:///{data_dir / 'review.db'}"
+
+
 class ObservabilitySettings(_Section):
     """Logs, traces and metrics."""
 
@@ -155,6 +183,7 @@ class Settings(BaseSettings):
     state: StateSettings = StateSettings()
     decision_log: DecisionLogSettings = DecisionLogSettings()
     api: ApiSettings = ApiSettings()
+    review: ReviewSettings = ReviewSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
 
     @classmethod
