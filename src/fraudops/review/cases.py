@@ -11,10 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from fraudops.decide.log import DecisionRecord
 from fraudops.types import Label, LabelSource
+
+if TYPE_CHECKING:
+    # Only for annotations: the decide package imports the model libraries (seconds),
+    # which the users command and the review stores do not need.
+    from fraudops.decide.log import DecisionRecord
 
 
 class CaseKind(StrEnum):

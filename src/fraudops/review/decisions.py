@@ -10,18 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from fraudops.decide.log import DecisionRecord
 from fraudops.errors import InputError
 from fraudops.review._schema import JSON, UTC_TIME
 from fraudops.review.cases import IntakeCursor
 from fraudops.review.database import as_utc, create_engine, store_error, utc
+
+if TYPE_CHECKING:
+    from fraudops.decide.log import DecisionRecord
 
 _decisions = sa.table(
     "decisions",
@@ -141,6 +143,8 @@ class SqlDecisionReader:
 
 
 def _record(values: sa.RowMapping) -> DecisionRecord:
+    from fraudops.decide.log import DecisionRecord  # at first use: see cases.py
+
     return DecisionRecord.decode(
         {
             "decision": {

@@ -20,10 +20,17 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import structlog
+from argon2 import PasswordHasher
 
 from fraudops.clock import Clock
 from fraudops.errors import AuthError, InputError
-from fraudops.review.audit import SYSTEM_PREFIX, AuditAction, AuditEntry, AuditTrail
+from fraudops.review.audit import (
+    SYSTEM_PREFIX,
+    AuditAction,
+    AuditEntry,
+    AuditTrail,
+    SqlAuditTrail,
+)
 from fraudops.review.capacity import CapacityStatus, capacity_status
 from fraudops.review.cases import (
     Case,
@@ -35,9 +42,11 @@ from fraudops.review.cases import (
     Verdict,
     verdict_label,
 )
+from fraudops.review.database import ReviewDatabase
 from fraudops.review.permissions import Permission, allowed, authorise
 from fraudops.review.ratelimit import SignInLimiter
-from fraudops.review.users import Role, User, UserStore
+from fraudops.review.store import SqlCaseStore
+from fraudops.review.users import Role, SqlUserStore, User, UserStore
 from fraudops.types import Label
 
 _log = structlog.get_logger("fraudops.review")
@@ -303,6 +312,10 @@ class ReviewDesk:
             authorise(user, Permission.MANAGE_USERS)
         return self.users.set_password(username, password, by=user.username, now=self.clock.now())
 
+    def close(self) -> None:
+        """Release the database connections."""
+        self.cases.close()
+
     @staticmethod
     def _not_self(admin: User, username: str, what: str) -> None:
         # An admin locking themselves out could leave no admin at all.
@@ -317,3 +330,30 @@ _RECORDED_ELSEWHERE: Mapping[AuditAction, Permission] = {
     AuditAction.THRESHOLD_CHANGE: Permission.CHANGE_THRESHOLDS,
     AuditAction.MODEL_CHANGE: Permission.APPROVE_PROMOTION,
 }
+
+
+def open_review_desk(
+    url: str,
+    clock: Clock,
+    *,
+    lock_ttl: timedelta = timedelta(minutes=15),
+    daily_capacity: int = 100,
+    sign_in_max_failures: int = 5,
+    sign_in_window: timedelta = timedelta(minutes=15),
+    hasher: PasswordHasher | None = None,
+) -> ReviewDesk:
+    """A desk on the review database at ``url`` (migrated on first use), with SQL stores.
+
+    The app builds it once from ``Settings.review`` (``database_url(data_dir)``,
+    ``lock_minutes``, ``daily_capacity``, ``sign_in_*``) and closes it at shutdown.
+    """
+    database = ReviewDatabase(url)
+    return ReviewDesk(
+        SqlCaseStore(database),
+        SqlUserStore(database, hasher),
+        SqlAuditTrail(database),
+        clock,
+        SignInLimiter(clock, max_failures=sign_in_max_failures, window=sign_in_window),
+        lock_ttl=lock_ttl,
+        daily_capacity=daily_capacity,
+    )

@@ -18,15 +18,20 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 
 from fraudops.clock import Clock
-from fraudops.decide.log import DecisionRecord
 from fraudops.errors import FraudopsError, InputError
 from fraudops.review.cases import CaseKind, CaseOpening, CaseStore, IntakeCursor
 from fraudops.review.decisions import DecisionReader
 from fraudops.types import Action
+
+if TYPE_CHECKING:
+    # Only for annotations: the decide package imports the model libraries (seconds),
+    # which the users command and the review stores do not need.
+    from fraudops.decide.log import DecisionRecord
 
 _log = structlog.get_logger("fraudops.review.intake")
 _HASH_SPACE = float(2**64)

@@ -16,7 +16,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from fraudops.decide.log import DecisionRecord
 from fraudops.errors import (
     CaseClosedError,
     CaseNotFoundError,
@@ -426,6 +425,8 @@ def _optional_time(value: datetime | None) -> datetime | None:
 
 
 def _case_from_row(row: sa.RowMapping) -> Case:
+    from fraudops.decide.log import DecisionRecord  # at first use: see cases.py
+
     return Case(
         transaction_id=row["transaction_id"],
         kind=CaseKind(row["kind"]),
