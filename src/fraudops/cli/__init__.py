@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fraudops.cli import _demo, _ingest, _learn, _models, _serve, _simulate, _tune
+from fraudops.cli import _demo, _ingest, _learn, _models, _serve, _simulate, _tune, _users
 
 app = typer.Typer(
     name="fraudops",
@@ -22,5 +22,6 @@ app.command("demo")(_demo.demo)
 app.command("serve")(_serve.serve)
 app.add_typer(_serve.keys, name="keys")
 app.add_typer(_models.models, name="models")
+app.add_typer(_users.users, name="users")
 
 __all__ = ["app"]

@@ -158,6 +158,10 @@ class SqlUserStore:
         digest = self._hasher.hash(check_password(password))
         return self._change(username, by, now, "password changed", password_hash=digest)
 
+    def close(self) -> None:
+        """Release the database connections."""
+        self._db.close()
+
     def verify(self, username: str, password: str, now: datetime) -> User | None:
         """The active user if the password is theirs; None otherwise (never says which)."""
         with self._db.begin("read a user") as connection:
