@@ -48,7 +48,9 @@ class SqlCaseStore:
     def __init__(self, database: ReviewDatabase) -> None:
         self._db = database
         dialect_insert = sqlite.insert if database.dialect == "sqlite" else postgresql.insert
-        self._insert_cases = dialect_insert(_cases).on_conflict_do_nothing()
+        self._insert_cases = (
+            dialect_insert(_cases).on_conflict_do_nothing().returning(_cases.c.transaction_id)
+        )
         cursor_insert = dialect_insert(_schema.intake_cursors)
         self._upsert_cursor = cursor_insert.on_conflict_do_update(
             index_elements=["name"],
@@ -68,17 +70,11 @@ class SqlCaseStore:
             rows.setdefault(opening.record.transaction_id, _case_row(opening, now))
         if not rows:
             return []
-        ids = list(rows)
         with self._db.begin("open cases") as connection:
-            existing = set(
-                connection.execute(
-                    sa.select(_cases.c.transaction_id).where(_cases.c.transaction_id.in_(ids))
-                ).scalars()
-            )
-            new_rows = [row for tid, row in rows.items() if tid not in existing]
-            if new_rows:
-                connection.execute(self._insert_cases, new_rows)
-        return [row["transaction_id"] for row in new_rows]
+            # RETURNING gives only the rows this statement inserted: exact even when two
+            # intakes open the same transactions at once.
+            opened = set(connection.execute(self._insert_cases, list(rows.values())).scalars())
+        return [transaction_id for transaction_id in rows if transaction_id in opened]
 
     def get(self, transaction_id: str) -> Case:
         """The case of one transaction; CaseNotFoundError if there is none."""

@@ -260,3 +260,21 @@ def test_the_database_refuses_to_change_or_delete_audit_rows(database: ReviewDat
     with database.engine.connect() as connection:
         actors = connection.execute(sa.text("SELECT actor FROM review_audit")).scalars().all()
     assert ["ann"] == actors
+
+
+def test_concurrent_intakes_open_each_case_once(store: SqlCaseStore) -> None:
+    """Two intakes opening overlapping batches at once report each new case exactly once."""
+    batches = [[opening(n) for n in range(0, 30)], [opening(n) for n in range(15, 45)]]
+    reported: list[list[str]] = [[], []]
+    start = threading.Barrier(2)
+
+    def run(index: int) -> None:
+        start.wait()
+        reported[index] = store.open_cases(batches[index], T0)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(f"tx-{n:06d}" for n in range(45)) == sorted(reported[0] + reported[1])
