@@ -7,13 +7,14 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from fraudops.errors import CaseClosedError, CaseNotFoundError, LockedError
 from fraudops.review import _schema
 from fraudops.review.cases import CaseKind, CaseOpening, CaseStatus, IntakeCursor, Verdict
-from fraudops.review.database import ReviewDatabase
+from fraudops.review.database import ReviewDatabase, alembic_config, migrate
 from fraudops.review.store import SqlCaseStore
 from tests.unit.review.conftest import T0
 from tests.unit.review.records import make_record
@@ -35,6 +36,17 @@ def test_migrations_build_exactly_the_schema_the_code_reads(database: ReviewData
             connection, opts={"version_table": _schema.VERSION_TABLE}
         )
         assert [] == compare_metadata(context, _schema.metadata)
+
+
+def test_the_migrations_downgrade_to_nothing_and_back(database: ReviewDatabase) -> None:
+    """Downgrading to base drops every review table; upgrading again rebuilds them."""
+    with database.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")
+    assert {_schema.VERSION_TABLE} == set(sa.inspect(database.engine).get_table_names())
+    migrate(database.engine)
+    assert set(_schema.metadata.tables) | {_schema.VERSION_TABLE} == set(
+        sa.inspect(database.engine).get_table_names()
+    )
 
 
 def test_opening_a_migrated_database_again_changes_nothing(database: ReviewDatabase) -> None:
