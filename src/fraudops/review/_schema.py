@@ -46,7 +46,7 @@ cases = sa.Table(
     sa.Column("verdict_by", sa.String, nullable=True),
     sa.Column("verdict_at", UTC_TIME, nullable=True),
     sa.Column("verdict_note", sa.Text, nullable=True),
-    sa.Index("ix_review_cases_status_card", "status", "card_id"),
+    sa.Index("ix_review_cases_queue", "status", "kind", "card_id", "expected_loss"),
     sa.Index("ix_review_cases_decided_at", "decided_at"),
 )
 

@@ -122,8 +122,11 @@ def test_queue_pages_in_whole_groups(store: SqlCaseStore) -> None:
         [opening(n, card=f"card-{n % 3}", amount=100.0 + n) for n in range(9)],
         T0,
     )
-    groups = store.queue(limit_groups=2)
-    assert [3, 3] == [len(group.cases) for group in groups]
+    first = store.queue(limit_groups=2)
+    rest = store.queue(limit_groups=2, offset_groups=2)
+    assert [3, 3] == [len(group.cases) for group in first]
+    assert {"card-0", "card-1", "card-2"} == {g.card_id for g in first + rest}
+    assert 1 == len(rest)
 
 
 def test_queue_filters_by_status_and_kind(store: SqlCaseStore) -> None:
@@ -224,6 +227,21 @@ def test_claim_next_gives_two_analysts_different_cases(store: SqlCaseStore) -> N
         bob.transaction_id if bob else None,
     )
     assert store.claim_next("cy", T0, TTL) is None
+
+
+def test_claim_next_leaves_a_card_to_the_analyst_working_it(store: SqlCaseStore) -> None:
+    """While ann holds one of card a's cases, bob is given card b, not a's other case."""
+    store.open_cases(
+        [
+            opening(1, card="a", score=0.9),
+            opening(2, card="a", score=0.8),
+            opening(3, card="b", score=0.1),
+        ],
+        T0,
+    )
+    store.lock("tx-000001", "ann", T0, TTL)
+    bob = store.claim_next("bob", T0, TTL)
+    assert "tx-000003" == (bob.transaction_id if bob else None)
 
 
 def test_two_analysts_locking_at_once_cannot_both_win(store: SqlCaseStore) -> None:
