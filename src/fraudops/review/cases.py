@@ -188,8 +188,10 @@ class CaseStore(Protocol):
         statuses: Sequence[CaseStatus] = (CaseStatus.OPEN,),
         kinds: Sequence[CaseKind] = (CaseKind.REVIEW, CaseKind.AUDIT_SAMPLE),
         limit_groups: int = 50,
+        offset_groups: int = 0,
     ) -> list[CaseGroup]:
-        """Waiting cases grouped by card, groups by their max expected loss, highest first."""
+        """Waiting cases grouped by card, groups by their max expected loss, highest first;
+        paged in whole groups."""
         ...
 
     def stats(self, now: datetime) -> QueueStats:
@@ -216,7 +218,8 @@ class CaseStore(Protocol):
         statuses: Sequence[CaseStatus] = (CaseStatus.OPEN,),
         kinds: Sequence[CaseKind] = (CaseKind.REVIEW, CaseKind.AUDIT_SAMPLE),
     ) -> Case | None:
-        """Lock the first case in queue order nobody else holds; None if there is none."""
+        """Lock the first case in queue order whose card nobody else is working; None if
+        there is none."""
         ...
 
     def record_verdict(

@@ -122,12 +122,18 @@ class ReviewDesk:
         escalated: bool = False,
         kinds: Sequence[CaseKind] = _ALL_KINDS,
         limit_groups: int = 50,
+        offset_groups: int = 0,
     ) -> list[CaseGroup]:
-        """The open cases grouped by card, costliest group first; ``escalated`` shows the
-        escalated ones instead (leads)."""
+        """The open cases grouped by card, costliest group first, a page of whole groups;
+        ``escalated`` shows the escalated ones instead (leads)."""
         authorise(user, Permission.RESOLVE_ESCALATIONS if escalated else Permission.WORK_CASES)
         status = CaseStatus.ESCALATED if escalated else CaseStatus.OPEN
-        return self.cases.queue(statuses=[status], kinds=kinds, limit_groups=limit_groups)
+        return self.cases.queue(
+            statuses=[status],
+            kinds=kinds,
+            limit_groups=limit_groups,
+            offset_groups=offset_groups,
+        )
 
     def stats(self, user: User) -> QueueStats:
         """Queue depth, overdue cases, the oldest waiting decision, today's inflow."""

@@ -128,6 +128,9 @@ class CaseIntake:
         self.settle = settle
         self.batch_size = batch_size
         self.name = name
+        self.consecutive_failures = 0
+        """Failed passes of :meth:`run` since the last good one: for health and metrics."""
+        self.last_error: str | None = None
 
     def run_once(self) -> IntakeReport:
         """Read one batch after the cursor, open its cases, save the cursor.
@@ -188,9 +191,18 @@ class CaseIntake:
             try:
                 report = self.drain()
             except FraudopsError as exc:
+                self._failed(str(exc))
                 _log.warning(
                     "review.intake_failed", intake=self.name, error=str(exc), retry_in_s=pause
                 )
+                stop.wait(pause)
+                pause = min(pause * 2, max_backoff_s)
+                continue
+            except Exception as exc:
+                self._failed(f"{type(exc).__name__}: {exc}")
+                # A bug or a record that cannot be read: keep the worker alive and loud; the
+                # cursor has not moved, so nothing is skipped once it is fixed.
+                _log.exception("review.intake_crashed", intake=self.name, retry_in_s=pause)
                 stop.wait(pause)
                 pause = min(pause * 2, max_backoff_s)
                 continue
@@ -198,8 +210,13 @@ class CaseIntake:
                 _log.info(
                     "review.cases_opened", intake=self.name, read=report.read, opened=report.opened
                 )
+            self.consecutive_failures, self.last_error = 0, None
             pause = interval_s
             stop.wait(interval_s)
+
+    def _failed(self, error: str) -> None:
+        self.consecutive_failures += 1
+        self.last_error = error
 
     def _open(self, records: Sequence[DecisionRecord]) -> list[str]:
         return open_cases(

@@ -240,7 +240,10 @@ def test_the_running_worker_outlives_an_outage(
     )
     worker.start()
     try:
-        time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while setup.intake.consecutive_failures < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        failing = (setup.intake.consecutive_failures >= 2, setup.intake.last_error or "")
         proxy.restore()
         deadline = time.monotonic() + 10
         while setup.store.stats(clock.now()).open < 3 and time.monotonic() < deadline:
@@ -248,5 +251,10 @@ def test_the_running_worker_outlives_an_outage(
     finally:
         stop.set()
         worker.join(timeout=10)
-    assert (3, False) == (setup.store.stats(clock.now()).open, worker.is_alive())
+    assert (True, True) == (failing[0], "review store" in failing[1])
+    assert (3, False, 0) == (
+        setup.store.stats(clock.now()).open,
+        worker.is_alive(),
+        setup.intake.consecutive_failures,
+    )
     setup.close()
