@@ -1,0 +1,40 @@
+// fraudops review UI: keyboard shortcuts on the case page (f fraud, l legitimate,
+// e escalate), and no double submission of a verdict. No inline script anywhere: the
+// content security policy allows scripts from /ui/static only.
+(function () {
+  "use strict";
+
+  function typing(target) {
+    return target instanceof Element && target.closest("input, textarea, select, [contenteditable]") !== null;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    const form = document.getElementById("verdict-form");
+    if (!form) return;
+    if (event.key === "Escape" && typing(event.target)) {
+      event.target.blur();
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat || typing(event.target)) return;
+    const button = form.querySelector('button[data-key="' + event.key.toLowerCase() + '"]');
+    if (!button || button.disabled) return;
+    event.preventDefault();
+    if (button.value === "escalate" && !form.elements.note.value.trim()) {
+      document.getElementById("shortcut-hint").textContent =
+        "To escalate, write a note for the lead first, then press Esc and e (or click Escalate).";
+      form.elements.note.focus();
+      return;
+    }
+    form.requestSubmit(button);
+  });
+
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || form.id !== "verdict-form") return;
+    if (form.dataset.sent === "yes") {
+      event.preventDefault();
+      return;
+    }
+    form.dataset.sent = "yes";
+  });
+})();
