@@ -87,12 +87,12 @@ class Desk:
         self.desk.cases.open_cases(openings, self.clock.now())
 
 
-@pytest.fixture
-def parts(tmp_path: Path) -> Iterator[Desk]:
-    """A desk with ann and bob (analysts), lea (lead) and ada (admin), and a decision log."""
+def make_parts(folder: Path) -> Desk:
+    """A desk with ann and bob (analysts), lea (lead) and ada (admin), and a decision log,
+    in SQLite files in ``folder``."""
     clock = ManualClock(T0)
     desk = open_review_desk(
-        f"sqlite:///{tmp_path / 'review.db'}",
+        f"sqlite:///{folder / 'review.db'}",
         clock,
         daily_capacity=3,
         sign_in_max_failures=3,
@@ -105,9 +105,16 @@ def parts(tmp_path: Path) -> Iterator[Desk]:
         ("ada", Role.ADMIN),
     ):
         desk.users.add(name, role, PASSWORD, by="cli:test", now=clock.now())
-    decisions = SqlDecisionStore(f"sqlite:///{tmp_path / 'decisions.db'}")
-    yield Desk(desk, clock, decisions)
-    decisions.close()
+    decisions = SqlDecisionStore(f"sqlite:///{folder / 'decisions.db'}")
+    return Desk(desk, clock, decisions)
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Iterator[Desk]:
+    """The UI's parts in ``tmp_path`` (see :func:`make_parts`)."""
+    made = make_parts(tmp_path)
+    yield made
+    made.decisions.close()
 
 
 def build_app(parts: Desk, tmp_path: Path) -> FastAPI:
