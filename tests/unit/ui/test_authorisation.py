@@ -18,14 +18,14 @@ _OPEN = {"/static/{name}", "/sign-in", "/sign-out"}
 
 
 def _guarded_routes() -> list[tuple[str, str]]:
-    routes = []
+    routes: list[tuple[str, str]] = []
     for router in PAGES:
         for route in router.routes:
             assert isinstance(route, APIRoute)
             if route.path in _OPEN:
                 continue
             path = "/ui" + re.sub(r"\{[^}]+\}", "tx-0001", route.path)
-            routes.extend((method, path) for method in sorted(route.methods))
+            routes.extend((method, path) for method in sorted(route.methods or ()))
     return routes
 
 
