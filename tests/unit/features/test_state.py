@@ -223,6 +223,10 @@ OPERATIONS: dict[str, Callable[[RedisFeatureState], object]] = {
     "put_terminal": lambda store: store.put_terminal("m1", _TERMINAL),
     "get_tx_ref": lambda store: store.get_tx_ref("t1"),
     "put_tx_ref": lambda store: store.put_tx_ref("t1", TxRef("m1", 0), expires_at=HOUR),
+    "get_pair": lambda store: store.get_pair("c1", "m1"),
+    "put_event": lambda store: store.put_event(
+        StateWrite("c1", _CARD, "m1", _TERMINAL, "t1", TxRef("m1", 0), HOUR)
+    ),
     "PING": RedisFeatureState.ping,
 }
 
