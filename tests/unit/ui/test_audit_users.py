@@ -79,9 +79,9 @@ def test_admin_disables_and_changes_the_role_of_a_user(client: TestClient, parts
     token = sign_in(client, "ada")
     client.post("/ui/users/bob/active", data={"csrf": token, "active": "false"})
     client.post("/ui/users/ann/role", data={"csrf": token, "role": "lead"})
-    bob, ann = parts.desk.current_user("ada"), parts.desk.current_user("ann")
+    admin, ann = parts.desk.current_user("ada"), parts.desk.current_user("ann")
     assert [False, Role.LEAD] == [
-        next(u.active for u in parts.desk.users_list(bob) if u.username == "bob"),
+        next(u.active for u in parts.desk.users_list(admin) if u.username == "bob"),
         ann.role,
     ]
 
