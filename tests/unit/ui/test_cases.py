@@ -58,7 +58,7 @@ def test_case_locked_by_another_is_read_only_with_409(client: TestClient, parts:
     sign_in(client, "ann")
     response = client.get("/ui/cases/tx-0001")
     assert 409 == response.status_code
-    assert "locked by &#39;bob&#39;" in response.text
+    assert "bob is working on this case (locked until 09:15 UTC)" in response.text
     assert 'id="verdict-form"' not in response.text
 
 
@@ -73,7 +73,7 @@ def test_verdict_on_a_case_locked_by_another_is_refused(client: TestClient, part
         "/ui/cases/tx-0001/verdict", data={"csrf": token, "verdict": "fraud", "note": ""}
     )
     assert 409 == response.status_code
-    assert "bob" in response.text
+    assert "bob is working on this case" in response.text
     assert (CaseStatus.OPEN, []) == (parts.desk.cases.get("tx-0001").status, parts.labels)
 
 

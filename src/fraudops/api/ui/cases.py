@@ -85,6 +85,14 @@ async def _case_page(
     ui = ui_of(request)
     case, refusal = await run_in_threadpool(_load, ui, user, transaction_id, take_lock)
     problem = error or refusal
+    problem_text: str | None = None
+    if isinstance(problem, LockedError):
+        problem_text = (
+            f"{problem.holder} is working on this case (locked until"
+            f" {problem.until:%H:%M UTC}): it is read-only for you, and a verdict is refused."
+        )
+    elif problem is not None:
+        problem_text = str(problem)
     context: dict[str, Any] = await run_in_threadpool(_history, ui, case)
     now = ui.desk.clock.now()
     reasons = [(reason.code, reason.contribution) for reason in case.record.decision.reasons]
@@ -96,7 +104,7 @@ async def _case_page(
             "tx": case.record.transaction,
             "holder": case.lock_holder(now),
             "may_act": may_act(user, case, now),
-            "problem": problem,
+            "problem": problem_text,
             "note": note,
             "reason_chart": charts.reason_bars(reasons),
             "shortcuts": SHORTCUTS,

@@ -141,7 +141,7 @@ def rate_bars(
     left, right, top, bottom = 44, 8, 10, 22
     plot_w, plot_h = width - left - right, height - top - bottom
     ceiling = min(nice_ceiling(max((r for r in rates if r is not None), default=0.0)), 1.0)
-    body = _y_axis(left, top, plot_w, plot_h, ceiling, lambda v: f"{v * 100:.0f} %")
+    body = _y_axis(left, top, plot_w, plot_h, ceiling, lambda v: f"{v * 100:.3g} %")
     slot = plot_w / max(len(labels), 1)
     bar_w = max(slot * 0.8, 1.0)
     for i, (label, rate) in enumerate(zip(labels, rates, strict=True)):
