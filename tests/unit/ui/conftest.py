@@ -13,7 +13,13 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from fraudops.api.ui import ReviewUi, SessionCodec, SqlDashboardSource, review_ui_router
+from fraudops.api.ui import (
+    LabelSink,
+    ReviewUi,
+    SessionCodec,
+    SqlDashboardSource,
+    review_ui_router,
+)
 from fraudops.clock import ManualClock
 from fraudops.decide.log import DecisionRecord, SqlDecisionStore
 from fraudops.review import (
@@ -117,8 +123,9 @@ def parts(tmp_path: Path) -> Iterator[Desk]:
     made.decisions.close()
 
 
-def build_app(parts: Desk, tmp_path: Path) -> FastAPI:
-    """An app serving only the review UI on ``parts``; labels land in ``parts.labels``."""
+def build_app(parts: Desk, tmp_path: Path, apply_label: LabelSink | None = None) -> FastAPI:
+    """An app serving only the review UI on ``parts``; labels land in ``parts.labels``
+    unless ``apply_label`` takes them."""
 
     async def keep(label: Label) -> str:
         parts.labels.append(label)
@@ -131,7 +138,7 @@ def build_app(parts: Desk, tmp_path: Path) -> FastAPI:
         return ReviewUi(
             desk=parts.desk,
             sessions=SessionCodec(SECRET, max_age_s=3600),
-            apply_label=keep,
+            apply_label=apply_label or keep,
             history=history,
             dashboard=dashboard,
             closers=(history.close, dashboard.close),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
+from fraudops.errors import StoreError
 from fraudops.review import CaseStatus, Verdict
-from fraudops.types import LabelSource
-from tests.unit.ui.conftest import T0, Desk, csrf_of, make_record, sign_in
+from fraudops.types import Label, LabelSource
+from tests.unit.ui.conftest import T0, Desk, build_app, csrf_of, make_record, sign_in
 
 
 def test_case_page_shows_transaction_score_reasons_rules_and_history(
@@ -180,3 +183,24 @@ def test_giving_a_case_back_releases_the_lock(client: TestClient, parts: Desk) -
     response = client.post("/ui/cases/tx-0001/unlock", data={"csrf": token})
     assert "/ui/queue" == response.headers["location"]
     assert parts.desk.cases.get("tx-0001").locked_by is None
+
+
+def test_a_label_that_cannot_be_applied_is_said_and_the_verdict_stands(
+    parts: Desk, tmp_path: Path
+) -> None:
+    """When the label sink fails, the verdict is kept and the queue warns the label is not
+    applied, with the sink's reason."""
+
+    async def broken(label: Label) -> str:
+        raise StoreError("feature store unreachable")
+
+    parts.open(make_record(1))
+    app = build_app(parts, tmp_path, apply_label=broken)
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
+        sign_in(client, "ann")
+        token = csrf_of(client.get("/ui/cases/tx-0001").text)
+        client.post("/ui/cases/tx-0001/verdict", data={"csrf": token, "verdict": "fraud"})
+        queue = client.get("/ui/queue").text
+    assert Verdict.FRAUD == parts.desk.cases.get("tx-0001").verdict
+    assert 'class="flash warning"' in queue
+    assert "its label was not applied: feature store unreachable" in queue
