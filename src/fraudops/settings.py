@@ -69,6 +69,11 @@ class ServiceSettings(_Section):
     warmup_rows: int = Field(default=200, ge=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0.0)
     fallback_model_dir: Path | None = None
+    challenger_model_dir: Path | None = None
+    """A challenger scored in shadow after each decision (logged to ``shadow_scores`` in the
+    decision log's database, never acted on); None: no shadow."""
+    shadow_queue_size: int = Field(default=10_000, ge=1)
+    """Decided transactions waiting for the shadow challenger; beyond it they are dropped."""
     rules_file: Path | None = None
     """A YAML rule set; None means the rule set shipped with the package."""
     static_review_amount: float = Field(default=500.0, ge=0.0)

@@ -26,6 +26,7 @@ from fraudops.decide.policy import Policy
 from fraudops.decide.rules import RuleSet
 from fraudops.decide.scorer import Scorer
 from fraudops.decide.service import DecisionService, Limits
+from fraudops.decide.shadow import ShadowScorer
 from fraudops.decide.static import StaticPolicy
 from fraudops.errors import FraudopsError, ModelError
 from fraudops.features.definition import FeatureDefinition, feature_definition
@@ -60,6 +61,7 @@ class Runtime:
     warmup_rows: int
     ready: bool = False
     notes: list[str] = field(default_factory=list)
+    shadow: ShadowScorer | None = None
 
     def start(self) -> None:
         """Warm up, start the log's flusher and mark the service ready.
@@ -69,6 +71,8 @@ class Runtime:
         of decisions made before the restart are decided afresh; that is logged).
         """
         self.log.start()
+        if self.shadow is not None:
+            self.shadow.start()
         self._remember_recent()
         self.service.warm_up(self.warmup_rows)
         self.ready = bool(self.service.models)
@@ -98,6 +102,8 @@ class Runtime:
         self.ready = False
         self.metrics.ready.set(0)
         self.service.close()
+        if self.shadow is not None:
+            self.shadow.close(timeout_s)
         self.log.close(timeout_s)
         self.store.close()
         closer = getattr(self.state, "close", None)
@@ -167,6 +173,7 @@ def build_runtime(
     store: DecisionStore | None = None,
     span_exporter: SpanExporter | None = None,
     clock: Clock | None = None,
+    challenger: Scorer | None = None,
 ) -> Runtime:
     """The service's parts, from ``settings``; any part may be passed in instead."""
     metrics = Metrics()
@@ -232,6 +239,7 @@ def build_runtime(
         on_written=metrics.decision_log_written.inc,
     )
     service_settings = settings.service
+    shadow = _shadow(settings, definition, metrics, challenger, clock, notes)
     service = DecisionService(
         features=OnlineFeatures(definition, state),
         models=models,
@@ -252,6 +260,7 @@ def build_runtime(
         ),
         recent_capacity=service_settings.recent_decisions,
         on_decision=DecisionLines(),
+        shadow=shadow,
     )
     return Runtime(
         service=service,
@@ -263,7 +272,53 @@ def build_runtime(
         models_wanted=tuple(role for role, _ in scorers),
         warmup_rows=service_settings.warmup_rows,
         notes=notes,
+        shadow=shadow,
     )
+
+
+def _shadow(
+    settings: Settings,
+    definition: FeatureDefinition,
+    metrics: Metrics,
+    challenger: Scorer | None,
+    clock: Clock | None,
+    notes: list[str],
+) -> ShadowScorer | None:
+    """The challenger in shadow, if one is configured and loads; a failure is a note."""
+    path = settings.service.challenger_model_dir
+    if challenger is None and path is not None:
+        try:
+            challenger = load_scorer(path, definition_hash=definition.definition_hash())
+        except ModelError as exc:
+            log.error("model_not_loaded", role="challenger", path=str(path), error=str(exc))
+            notes.append(f"challenger not loaded, no shadow scores: {exc}")
+    if challenger is None:
+        return None
+    from prometheus_client import Counter
+
+    outcomes = Counter(
+        "fraudops_shadow_scores",
+        "Decided transactions handed to the shadow challenger, by outcome (scored and"
+        " written, dropped on a full queue, failed to score or write).",
+        ["outcome"],
+        registry=metrics.registry,
+    )
+    scored, dropped, failed = (outcomes.labels(outcome=o) for o in ("scored", "dropped", "failed"))
+    try:
+        return ShadowScorer(
+            challenger,
+            definition.names,
+            settings.decision_log.url,
+            capacity=settings.service.shadow_queue_size,
+            clock=clock,
+            on_scored=scored.inc,
+            on_dropped=dropped.inc,
+            on_failed=failed.inc,
+        )
+    except FraudopsError as exc:
+        log.error("shadow_not_started", error=str(exc))
+        notes.append(f"challenger not shadowed: {exc}")
+        return None
 
 
 class DecisionLines:

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from fraudops.decide.log_buffer import BufferedDecisionLog
     from fraudops.decide.policy import Policy
     from fraudops.decide.rules import RuleOutcome, RuleSet
+    from fraudops.decide.shadow import ShadowScorer
     from fraudops.decide.static import StaticPolicy
     from fraudops.features.online import OnlineFeatures
     from fraudops.monitoring.metrics import Metrics
@@ -117,6 +118,7 @@ class DecisionService:
         limits: Limits = Limits(),
         recent_capacity: int = 100_000,
         on_decision: Callable[[Decision, str | None], None] | None = None,
+        shadow: ShadowScorer | None = None,
     ) -> None:
         self.features = features
         self.models = tuple(models)
@@ -153,6 +155,9 @@ class DecisionService:
         # (A thread per call, and redis.asyncio, were measured first: each cost more than
         # the whole decision; see ``features.redis_state``.)
         self._on_decision = on_decision
+        # The challenger in shadow: handed the served features after the decision, never
+        # waited for (a full queue drops), its scores logged and never acted on.
+        self.shadow = shadow
         # Labelled metric children looked up once: ``labels()`` costs microseconds a call.
         self._decision_counters: dict[tuple[str, str], Any] = {}
         self.stage_latency = {
@@ -354,6 +359,8 @@ class DecisionService:
         self.metrics.decision_latency.observe(latency_s)
         if self._on_decision is not None:
             self._on_decision(decision, trace_id)
+        if self.shadow is not None and features is not None:
+            self.shadow.submit(tx.transaction_id, features)
 
     # ---------------------------------------------------------------- labels
 

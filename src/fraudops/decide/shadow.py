@@ -1,0 +1,261 @@
+"""The shadow challenger: a second model scoring live traffic, logged and never acted on.
+
+The champion decides; only then is the transaction handed to :class:`ShadowScorer`, which
+scores the challenger on the same features on a thread of its own and writes
+``(transaction_id, model_version, score, latency_ms, scored_at)`` to the ``shadow_scores``
+table in the decision log's database. Handing over is one ``put_nowait`` on a bounded
+queue: when the queue is full the transaction is dropped and counted, so a slow or hung
+challenger can cost the champion nothing but a dropped shadow score. A challenger that
+raises, or a database that is down, is counted and logged too; none of it reaches the
+decision.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from fraudops.clock import Clock, SystemClock
+from fraudops.decide.log import _create_engine, _store_error
+from fraudops.decide.scorer import Scorer
+from fraudops.errors import ModelError
+
+__all__ = ["ShadowScore", "ShadowScorer", "read_shadow_scores"]
+
+_log = structlog.get_logger("fraudops.shadow")
+
+_metadata = sa.MetaData()
+_shadow_scores = sa.Table(
+    "shadow_scores",
+    _metadata,
+    sa.Column("transaction_id", sa.String, primary_key=True),
+    sa.Column("model_version", sa.String, primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+_Item = tuple[str, Mapping[str, float | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowScore:
+    """One challenger score of one transaction, as the shadow table keeps it."""
+
+    transaction_id: str
+    model_version: str
+    score: float
+    latency_ms: float
+    scored_at: datetime
+
+
+class ShadowScorer:
+    """Scores the challenger after each decision, off the request path, into SQL.
+
+    ``feature_names`` is the order of the features the service serves; the challenger's
+    own order is taken from it by name. ``capacity`` bounds the queue; ``batch_size``
+    bounds how many scores one database write carries. ``on_scored``, ``on_dropped`` and
+    ``on_failed`` are called with a count (for metrics); ``scored``, ``dropped`` and
+    ``failed`` hold the totals.
+    """
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        feature_names: Sequence[str],
+        url: str,
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 200,
+        clock: Clock | None = None,
+        on_scored: Callable[[int], None] | None = None,
+        on_dropped: Callable[[int], None] | None = None,
+        on_failed: Callable[[int], None] | None = None,
+    ) -> None:
+        if capacity < 1 or batch_size < 1:
+            raise ValueError("the shadow queue's capacity and batch size must be at least 1")
+        missing = sorted(set(scorer.feature_names) - set(feature_names))
+        if missing:
+            raise ModelError(
+                f"challenger model {scorer.version} needs features the definition lacks: {missing}"
+            )
+        self.scorer = scorer
+        self.url = url
+        self.batch_size = batch_size
+        self.scored = 0
+        self.dropped = 0
+        self.failed = 0
+        self._names = tuple(scorer.feature_names)
+        self._clock = clock or SystemClock()
+        # None is the worker's signal to stop.
+        self._queue: queue.Queue[_Item | None] = queue.Queue(capacity)
+        self._engine = _create_engine(url, 2.0)
+        insert = sqlite.insert if self._engine.dialect.name == "sqlite" else postgresql.insert
+        self._insert = insert(_shadow_scores).on_conflict_do_nothing()
+        self._schema_ready = False
+        self._thread: threading.Thread | None = None
+        self._on_scored = on_scored or _ignore
+        self._on_dropped = on_dropped or _ignore
+        self._on_failed = on_failed or _ignore
+
+    @property
+    def version(self) -> str:
+        """The challenger's version."""
+        return self.scorer.version
+
+    @property
+    def depth(self) -> int:
+        """How many transactions wait to be scored."""
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        """Start the worker thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="fraudops-shadow", daemon=True)
+            self._thread.start()
+
+    def submit(self, transaction_id: str, features: Mapping[str, float | None]) -> bool:
+        """Hand a decided transaction's features over; False (counted) if the queue is full.
+
+        Never blocks: this runs on the request path, after the decision is made.
+        """
+        try:
+            self._queue.put_nowait((transaction_id, features))
+        except queue.Full:
+            self.dropped += 1
+            self._on_dropped(1)
+            return False
+        return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Score and write what is queued (up to ``timeout_s``), then stop the worker."""
+        thread = self._thread
+        if thread is not None:
+            try:
+                self._queue.put(None, timeout=timeout_s)
+            except queue.Full:
+                _log.warning("shadow.close_queue_full", waiting=self.depth)
+            thread.join(timeout_s)
+            if thread.is_alive():
+                _log.warning("shadow.worker_still_running", waiting=self.depth)
+            self._thread = None
+        self._engine.dispose()
+
+    # ---------------------------------------------------------------- the worker
+
+    def _run(self) -> None:
+        pending: list[dict[str, object]] = []
+        while True:
+            item = self._queue.get()
+            stop = item is None
+            if item is not None:
+                row = self._score(item)
+                if row is not None:
+                    pending.append(row)
+            if pending and (stop or len(pending) >= self.batch_size or self._queue.empty()):
+                self._write(pending)
+                pending = []
+            if stop:
+                return
+
+    def _score(self, item: _Item) -> dict[str, object] | None:
+        transaction_id, features = item
+        try:
+            row = np.array([_value(features.get(name)) for name in self._names], dtype=np.float64)
+            started = time.perf_counter()
+            score = float(self.scorer.score(row))
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            if not (math.isfinite(score) and 0.0 <= score <= 1.0):
+                raise ModelError(f"challenger {self.version} scored {score!r}")
+        except Exception as exc:  # a challenger's failure must never escape its thread
+            self.failed += 1
+            self._on_failed(1)
+            _log.warning(
+                "shadow.score_failed",
+                transaction_id=transaction_id,
+                model_version=self.version,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return None
+        return {
+            "transaction_id": transaction_id,
+            "model_version": self.version,
+            "score": score,
+            "latency_ms": latency_ms,
+            "scored_at": self._clock.now().astimezone(UTC),
+        }
+
+    def _write(self, rows: list[dict[str, object]]) -> None:
+        try:
+            if not self._schema_ready:
+                _metadata.create_all(self._engine, checkfirst=True)
+                self._schema_ready = True
+            with self._engine.begin() as connection:
+                connection.execute(self._insert, rows)
+        except SQLAlchemyError as exc:
+            # Shadow scores are evidence for a comparison, not decisions: they are dropped,
+            # counted and logged rather than buffered against an outage.
+            self.failed += len(rows)
+            self._on_failed(len(rows))
+            _log.error(
+                "shadow.write_failed",
+                rows=len(rows),
+                model_version=self.version,
+                error=str(_store_error("shadow write", exc)),
+            )
+            return
+        self.scored += len(rows)
+        self._on_scored(len(rows))
+
+
+def read_shadow_scores(url: str, *, since: datetime | None = None) -> list[ShadowScore]:
+    """The shadow scores kept in the database at ``url``, oldest first (none if no table);
+    StoreError if the database cannot be read."""
+    engine = _create_engine(url, 2.0)
+    try:
+        query = sa.select(_shadow_scores).order_by(
+            _shadow_scores.c.scored_at, _shadow_scores.c.transaction_id
+        )
+        if since is not None:
+            query = query.where(_shadow_scores.c.scored_at >= since.astimezone(UTC))
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table("shadow_scores"):
+                return []
+            rows = connection.execute(query).mappings().all()
+    except SQLAlchemyError as exc:
+        raise _store_error("read shadow scores", exc) from exc
+    finally:
+        engine.dispose()
+    return [
+        ShadowScore(
+            transaction_id=row["transaction_id"],
+            model_version=row["model_version"],
+            score=row["score"],
+            latency_ms=row["latency_ms"],
+            scored_at=_utc(row["scored_at"]),
+        )
+        for row in rows
+    ]
+
+
+def _value(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ignore(_count: int) -> None:
+    return None
