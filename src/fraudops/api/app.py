@@ -86,6 +86,10 @@ def create_app(settings: Settings, *, build: RuntimeFactory = build_runtime) -> 
     app.router.routes[0:0] = hot_routes(require_key)
     _add_health(app)
     _add_error_handlers(app)
+    if settings.review.session_secret is not None:
+        from fraudops.api.ui import review_ui  # the analysts' UI under /ui, only when enabled
+
+        app.include_router(review_ui(settings))
     return app
 
 
