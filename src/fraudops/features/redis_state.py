@@ -122,11 +122,10 @@ class RedisFeatureState:
         self._terminal = f"{prefix}:terminal:"
         self._txref = f"{prefix}:txref:"
         self._expiry = f"{prefix}:txref-expiry"
-        # Registering only computes the script's SHA; redis-py loads it on first use and
-        # again after a restart flushed it (NOSCRIPT), so a write stays one round trip.
-        # A transaction's round trip calls it by SHA itself and loads it on NOSCRIPT (a
-        # script registered with a redis-py pipeline costs a SCRIPT EXISTS round trip on
-        # every execute).
+        # Registering only computes the script's SHA. ``put_tx_ref`` calls it through
+        # redis-py, which loads it on first use and again after a restart flushed it
+        # (NOSCRIPT); a transaction's round trip calls it by SHA and does the same itself
+        # (through a redis-py pipeline it would cost a SCRIPT EXISTS round trip each time).
         self._put_ref = client.register_script(_PUT_REF_SCRIPT)
         self._deferred: list[StateWrite] = []
         self._flush_timer: asyncio.TimerHandle | None = None
