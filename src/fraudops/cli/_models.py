@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,10 +12,12 @@ import typer
 from rich.table import Table
 
 from fraudops.cli._common import console, emit_json, fail_cleanly
-from fraudops.errors import ModelError
+from fraudops.errors import FraudopsError, InputError, ModelError, StoreError
 
 if TYPE_CHECKING:
-    from fraudops.learn.registry import MlflowRegistry
+    from fraudops.learn.compare import ModelFigures
+    from fraudops.learn.registry import AliasChange, MlflowRegistry
+    from fraudops.review.audit import AuditAction
 
 models = typer.Typer(
     help="The model registry: versions with their lineage, and the champion/challenger aliases.",
@@ -171,3 +174,224 @@ def pull(
         emit_json({"version": version.version, "aliases": list(version.aliases), "out": out})
         return
     console.print(f"{name}: version {version.version} → {out}")
+
+
+# --------------------------------------------------------------------- oversight
+
+DecisionLogUrl = Annotated[
+    str | None,
+    typer.Option("--decision-log", help="Decision log URL (default decision_log.url)."),
+]
+ReviewUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--review-url", help="Review database URL (default review.url, else <data_dir>/review.db)."
+    ),
+]
+Actor = Annotated[str, typer.Option(help="Who approves (recorded as cli:<name>).")]
+Reason = Annotated[str, typer.Option(help="Why, for the audit trail and the alias history.")]
+
+
+@models.command("compare")
+@fail_cleanly
+def compare(
+    since: Annotated[
+        float, typer.Option(min=0.01, help="Compare decisions of the last DAYS days.")
+    ] = 7.0,
+    decision_log: DecisionLogUrl = None,
+    review_threshold: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Review threshold (default: the service's policy)."),
+    ] = None,
+    registry: RegistryDir = None,
+    registry_uri: RegistryUri = None,
+    json_output: JsonOutput = False,
+) -> None:
+    """Champion against challenger on the decision log's recent labelled traffic."""
+    from datetime import timedelta
+
+    from fraudops.clock import SystemClock
+    from fraudops.decide.ensemble_scorer import load_scorer
+    from fraudops.decide.policy import Policy
+    from fraudops.learn.compare import compare_models, labelled_traffic
+    from fraudops.settings import load_settings
+
+    settings = load_settings()
+    if review_threshold is None:
+        policy = settings.policy
+        found = Policy.from_file(policy.file) if policy.file else Policy.from_settings(policy)
+        review_threshold = found.review_threshold
+    source = _registry(registry, registry_uri)
+    champion = load_scorer(source.load_dir("champion"))
+    challenger = load_scorer(source.load_dir("challenger"))
+    until = SystemClock().now()
+    start = until - timedelta(days=since)
+    names = tuple(dict.fromkeys(champion.feature_names + challenger.feature_names))
+    traffic = labelled_traffic(
+        decision_log or settings.decision_log.url, since=start, until=until, feature_names=names
+    )
+    result = compare_models(
+        traffic, champion, challenger, review_threshold=review_threshold, since=start, until=until
+    )
+    if json_output:
+        emit_json(result.as_dict())
+        return
+    table = Table(
+        title=(
+            f"champion vs challenger: {result.transactions} labelled transactions"
+            f" ({result.frauds} fraud) since {start:%Y-%m-%d %H:%M}"
+        )
+    )
+    for column in ("", "champion", "challenger"):
+        table.add_column(column)
+
+    def figures(f: ModelFigures) -> list[str]:
+        return [
+            f.version,
+            f"{f.average_precision:.3f}",
+            f"{f.card_precision_at_100:.3f}",
+            str(f.false_positives_at_recall),
+            str(f.flagged),
+            f"{f.latency_p50_ms:.3f}",
+        ]
+
+    labels = [
+        "version",
+        "average precision",
+        "card precision@100",
+        f"false positives at recall {result.operating_recall:.0%}",
+        f"flagged (score ≥ {result.review_threshold:g})",
+        "latency p50 (ms)",
+    ]
+    for row in zip(labels, figures(result.champion), figures(result.challenger), strict=True):
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"agreement across the review threshold: {result.agreement:.1%}")
+
+
+@models.command("promote")
+@fail_cleanly
+def promote(
+    actor: Actor,
+    reason: Reason,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Confirm: the challenger becomes the champion.")
+    ] = False,
+    review_url: ReviewUrl = None,
+    registry: RegistryDir = None,
+    registry_uri: RegistryUri = None,
+    json_output: JsonOutput = False,
+) -> None:
+    """Make the challenger the champion, with a person's approval in the audit trail."""
+    from fraudops.review.audit import AuditAction
+
+    if not approve:
+        raise InputError("promotion needs a person's approval: run again with --approve")
+    source = _registry(registry, registry_uri)
+    challenger = source.get("challenger")
+    change = _audited(
+        review_url,
+        AuditAction.PROMOTION,
+        source,
+        lambda who: source.set_alias("champion", challenger.version, actor=who, reason=reason),
+        actor=actor,
+        reason=reason,
+    )
+    _print_change(change, json_output)
+
+
+@models.command("rollback")
+@fail_cleanly
+def rollback(
+    actor: Actor,
+    reason: Reason,
+    review_url: ReviewUrl = None,
+    registry: RegistryDir = None,
+    registry_uri: RegistryUri = None,
+    json_output: JsonOutput = False,
+) -> None:
+    """Point the champion back at the version it held before its latest move, audited."""
+    from fraudops.review.audit import AuditAction
+
+    source = _registry(registry, registry_uri)
+    change = _audited(
+        review_url,
+        AuditAction.ROLLBACK,
+        source,
+        lambda who: source.rollback("champion", actor=who, reason=reason),
+        actor=actor,
+        reason=reason,
+    )
+    _print_change(change, json_output)
+
+
+def _audited(
+    review_url: str | None,
+    action: AuditAction,
+    source: MlflowRegistry,
+    move: Callable[[str], AliasChange],
+    *,
+    actor: str,
+    reason: str,
+) -> AliasChange:
+    """Move the champion and record it in the audit trail; undo the move if unrecorded.
+
+    The review database is pinged first, so an unreachable trail refuses the move before
+    it happens; if recording still fails, the champion is moved back (that move is in the
+    registry's history too) and the error says so.
+    """
+    from fraudops.review.audit import AuditEntry, SqlAuditTrail
+    from fraudops.review.database import ReviewDatabase
+    from fraudops.settings import load_settings
+
+    if not actor.strip() or not reason.strip():
+        raise InputError("a champion move needs an actor and a reason")
+    who = f"cli:{actor.strip()}"
+    if review_url is None:
+        settings = load_settings()
+        review_url = settings.review.database_url(settings.data_dir)
+    database = ReviewDatabase(review_url)
+    try:
+        database.ensure_schema()
+        database.ping()
+        change = move(who)
+        entry = AuditEntry(
+            at=change.changed_at,
+            actor=who,
+            action=action,
+            subject=f"model:{source.name}",
+            reason=reason,
+            details={"registry": source.tracking_uri, **change.as_dict()},
+        )
+        try:
+            SqlAuditTrail(database).record(entry)
+        except FraudopsError as exc:
+            if change.previous_version is None:
+                raise StoreError(
+                    f"the {action.value} to version {change.version} was made but not recorded"
+                    f" in the audit trail, and there is no earlier champion to undo it to: {exc}"
+                ) from exc
+            source.set_alias(
+                "champion",
+                change.previous_version,
+                actor=who,
+                reason=f"undone: the audit trail did not record the {action.value}: {exc}",
+                action="rollback",
+            )
+            raise StoreError(
+                f"the {action.value} was not recorded in the audit trail, so it was undone: {exc}"
+            ) from exc
+    finally:
+        database.close()
+    return change
+
+
+def _print_change(change: AliasChange, json_output: bool) -> None:
+    if json_output:
+        emit_json(change.as_dict())
+        return
+    before = "nothing" if change.previous_version is None else f"version {change.previous_version}"
+    console.print(
+        f"champion: {before} → version {change.version} ({change.action} by {change.actor},"
+        " recorded in the audit trail)"
+    )

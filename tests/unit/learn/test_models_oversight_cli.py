@@ -1,0 +1,141 @@
+"""``fraudops models compare · promote · rollback``: the people's levers over the champion."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fraudops.cli import app
+from fraudops.decide.ensemble_scorer import load_scorer
+from fraudops.decide.log import DecisionRecord, SqlDecisionStore
+from fraudops.learn.registry import lineage_from_model_dir, open_registry
+from fraudops.review.audit import AuditAction, SqlAuditTrail
+from fraudops.review.database import ReviewDatabase
+from fraudops.types import Action, Decision, Label, LabelSource, Transaction
+from tests.conftest import TrainedLake
+from tests.unit.learn.mlflow_store import fresh_mlflow_db
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def registry(tmp_path: Path, trained_lake: TrainedLake) -> Path:
+    """A registry with version 1 the champion and version 2 the challenger."""
+    root = tmp_path / "registry"
+    fresh_mlflow_db(root)
+    models = open_registry(root)
+    lineage = lineage_from_model_dir(trained_lake.model_dir, trained_by="ana")
+    models.register(trained_lake.model_dir, lineage=lineage)
+    models.register(trained_lake.model_dir, lineage=lineage)
+    models.set_alias("champion", 1, actor="ana", reason="first model")
+    models.set_alias("challenger", 2, actor="ana", reason="retrained")
+    models.close()
+    return root
+
+
+def run(registry: Path, tmp_path: Path, *args: str) -> tuple[int, str]:
+    """``fraudops models ARGS`` on ``registry`` (and a review database in ``tmp_path``)."""
+    review = [] if args[0] == "compare" else ["--review-url", f"sqlite:///{tmp_path / 'review.db'}"]
+    result = runner.invoke(app, ["models", *args, "--registry", str(registry), *review])
+    return result.exit_code, result.output
+
+
+def audit(tmp_path: Path) -> list[tuple[str, AuditAction, str, int]]:
+    """The audit trail's entries: actor, action, reason, the version moved to."""
+    database = ReviewDatabase(f"sqlite:///{tmp_path / 'review.db'}")
+    try:
+        entries = SqlAuditTrail(database).entries()
+    finally:
+        database.close()
+    return [(e.actor, e.action, e.reason, e.details["version"]) for e in entries]
+
+
+def champion(registry: Path) -> int:
+    """The champion's version."""
+    return open_registry(registry).get("champion").version
+
+
+def test_promotion_without_approve_is_refused(registry: Path, tmp_path: Path) -> None:
+    """Without --approve nothing moves and nothing is recorded; the message says why."""
+    code, output = run(registry, tmp_path, "promote", "--actor", "lea", "--reason", "better AP")
+    assert (2, True, 1, []) == (code, "--approve" in output, champion(registry), audit(tmp_path))
+
+
+def test_promotion_moves_the_champion_and_is_audited(registry: Path, tmp_path: Path) -> None:
+    """The challenger's version becomes the champion, in the audit trail and alias history."""
+    code, output = run(
+        registry, tmp_path, "promote", "--approve", "--actor", "lea", "--reason", "better AP"
+    )
+    assert 0 == code, output
+    assert 2 == champion(registry)
+    assert [("cli:lea", AuditAction.PROMOTION, "better AP", 2)] == audit(tmp_path)
+    latest = open_registry(registry).history("champion")[-1]
+    assert ("cli:lea", 1, 2, "set") == (
+        latest.actor,
+        latest.previous_version,
+        latest.version,
+        latest.action,
+    )
+
+
+def test_rollback_restores_the_previous_champion(registry: Path, tmp_path: Path) -> None:
+    """After a promotion, one rollback puts version 1 back, audited as a rollback."""
+    run(registry, tmp_path, "promote", "--approve", "--actor", "lea", "--reason", "better AP")
+    code, output = run(
+        registry, tmp_path, "rollback", "--actor", "lea", "--reason", "alerts", "--json"
+    )
+    assert 0 == code, output
+    assert (1, "rollback", 1) == (champion(registry), json.loads(output)["action"], 1)
+    assert [
+        ("cli:lea", AuditAction.PROMOTION, "better AP", 2),
+        ("cli:lea", AuditAction.ROLLBACK, "alerts", 1),
+    ] == audit(tmp_path)
+
+
+def test_rollback_without_an_earlier_champion_is_refused(registry: Path, tmp_path: Path) -> None:
+    """A champion set once has nothing to roll back to: exit 2, nothing audited."""
+    code, output = run(registry, tmp_path, "rollback", "--actor", "lea", "--reason", "alerts")
+    assert (2, True, []) == (code, "no earlier version" in output, audit(tmp_path))
+
+
+def test_compare_reports_both_models(
+    registry: Path, tmp_path: Path, trained_lake: TrainedLake
+) -> None:
+    """Compare reads the log's recent labelled decisions and reports each version's figures."""
+    names = load_scorer(trained_lake.model_dir).feature_names
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    store = SqlDecisionStore(url)
+    rng = np.random.default_rng(0)
+    now = datetime.now(UTC)
+    records, labels = [], []
+    for i in range(40):
+        at = now - timedelta(hours=1, minutes=i)
+        tx = Transaction(f"t{i}", at, f"c{i}", "m1", 10.0)
+        decision = Decision(f"t{i}", Action.APPROVE, 0.0, (), "v1", 1.0)
+        features = {
+            name: float(value) for name, value in zip(names, rng.random(len(names)), strict=True)
+        }
+        records.append(DecisionRecord(decision, tx, features, at))
+        labels.append(Label(f"t{i}", i % 4 == 0, LabelSource.ANALYST, at))
+    store.write(records, labels)
+    store.close()
+    code, output = run(
+        registry,
+        tmp_path,
+        "compare",
+        "--since",
+        "1",
+        "--decision-log",
+        url,
+        "--review-threshold",
+        "0.5",
+        "--json",
+    )
+    assert 0 == code, output
+    values = json.loads(output)
+    assert (40, 10, 1.0) == (values["transactions"], values["frauds"], values["agreement"])
