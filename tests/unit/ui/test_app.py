@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from starlette.routing import NoMatchFound
 from fraudops.api import create_app
 from fraudops.clock import SystemClock
 from fraudops.decide.log import SqlDecisionStore
+from fraudops.errors import CaseNotFoundError
 from fraudops.review import CaseKind, CaseOpening, Role, open_review_desk
 from fraudops.settings import ReviewSettings, Settings
 from tests.conftest import TrainedLake
@@ -65,3 +67,46 @@ def test_a_verdict_in_the_service_ui_reaches_the_decision_runtime(
     log.close()
     assert "tx-0001 confirmed fraud. Label stored for training" in queue
     assert [(True, "analyst")] == [(label.is_fraud, label.source.value) for label in labels]
+
+
+@pytest.mark.slow
+def test_review_decisions_become_cases_while_the_service_runs(
+    tmp_path: Path, trained_lake: TrainedLake
+) -> None:
+    """The intake worker the UI starts opens a case for a decision the policy sends to review."""
+    from fraudops.settings import PolicySettings
+    from tests.unit.api.conftest import HEADERS
+
+    settings = _settings(tmp_path, trained_lake.model_dir, "an intake-test secret")
+    settings = settings.model_copy(
+        update={
+            "policy": PolicySettings(review_threshold=0.0, decline_threshold=1.0),
+            "review": settings.review.model_copy(
+                update={"intake_settle_s": 0.0, "intake_interval_s": 0.05}
+            ),
+        }
+    )
+    body = {
+        "transaction_id": "tx-intake-1",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "customer_id": "c-1",
+        "terminal_id": "t-1",
+        "amount": 25.0,
+    }
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
+        decided = client.post("/v1/transactions", json=body, headers=HEADERS).json()
+        desk = open_review_desk(settings.review.database_url(settings.data_dir), SystemClock())
+        opened = None
+        for _ in range(100):
+            try:
+                opened = desk.cases.get("tx-intake-1")
+            except CaseNotFoundError:
+                opened = None
+            if opened is not None:
+                break
+            time.sleep(0.1)
+        desk.close()
+    assert ("review", "tx-intake-1") == (
+        decided["action"],
+        None if opened is None else opened.transaction_id,
+    )

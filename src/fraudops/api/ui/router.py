@@ -9,6 +9,7 @@ decision-log readers, and closes them at shutdown. Tests build it with
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -22,7 +23,7 @@ from fraudops.api.ui.parts import LabelSink, ReviewUi
 from fraudops.api.ui.session import SessionCodec
 from fraudops.clock import SystemClock
 from fraudops.errors import ConfigError, StoreError
-from fraudops.review import SqlDecisionReader, open_review_desk
+from fraudops.review import CaseIntake, CaseStore, SqlDecisionReader, open_review_desk
 
 if TYPE_CHECKING:
     from fraudops.settings import Settings
@@ -74,6 +75,41 @@ def runtime_labels(app: FastAPI) -> LabelSink:
     return apply
 
 
+def start_intake(settings: Settings, cases: CaseStore) -> Callable[[], None]:
+    """Start the worker that opens cases from the decision log; returns its stop function.
+
+    It reads the decision log's database on its own thread, never the decision path, so a
+    review database outage only delays cases (they open once it returns).
+    """
+    review = settings.review
+    reader = SqlDecisionReader(settings.decision_log.url)
+    intake = CaseIntake(
+        reader,
+        cases,
+        SystemClock(),
+        audit_sample_rate=review.audit_sample_rate,
+        sla=timedelta(minutes=review.sla_minutes),
+        settle=timedelta(seconds=review.intake_settle_s),
+        batch_size=review.intake_batch_size,
+    )
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=intake.run,
+        args=(stop,),
+        kwargs={"interval_s": review.intake_interval_s},
+        name="fraudops-case-intake",
+        daemon=True,
+    )
+    worker.start()
+
+    def close() -> None:
+        stop.set()
+        worker.join(timeout=10.0)
+        reader.close()
+
+    return close
+
+
 def review_ui(settings: Settings) -> APIRouter:
     """The review UI for ``settings``: desk on ``review.database_url``, history and
     dashboard from the decision log, sessions signed with ``review.session_secret``."""
@@ -97,13 +133,14 @@ def review_ui(settings: Settings) -> APIRouter:
         )
         history = SqlDecisionReader(log_url)
         figures = SqlDashboardSource(log_url, review_url)
+        stop_intake = start_intake(settings, desk.cases)
         return ReviewUi(
             desk=desk,
             sessions=sessions,
             apply_label=runtime_labels(app),
             history=history,
             dashboard=figures,
-            closers=(history.close, figures.close),
+            closers=(stop_intake, history.close, figures.close),
         )
 
     return review_ui_router(build)
