@@ -239,8 +239,26 @@ class Calibrator:
         it is broken, and a probability made from it would be a guess.
         """
         if isinstance(scores, (float, int)) and not isinstance(scores, bool):
-            return float(self._apply(self._check(np.asarray([scores], dtype=np.float64)))[0])
+            return self._apply_one(float(scores))
         return self._apply(self._check(np.asarray(scores, dtype=np.float64)))
+
+    def _apply_one(self, score: float) -> float:
+        """One score in plain floats: the service's hot path (≈1 µs, where the array path
+        costs ≈20 µs); the same numbers as ``_apply`` (a test pins them together)."""
+        if not (math.isfinite(score) and 0.0 <= score <= 1.0):
+            raise InvalidScoreError(f"a score to calibrate must be in [0, 1], got {score!r}")
+        if self.method == "platt":
+            slope = float(self.parameters["slope"])  # type: ignore[arg-type]
+            intercept = float(self.parameters["intercept"])  # type: ignore[arg-type]
+            x = min(max(score, LOGIT_EPS), 1.0 - LOGIT_EPS)
+            z = slope * (math.log(x) - math.log1p(-x)) + intercept
+            # expit without overflow for large |z|
+            probability = (
+                1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+            )
+        else:
+            probability = float(np.interp(score, self._x, self._y))
+        return min(max(probability, 0.0), 1.0)
 
     def _check(self, x: FloatArray) -> FloatArray:
         bad = ~(np.isfinite(x) & (x >= 0.0) & (x <= 1.0))
