@@ -51,18 +51,22 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
-    """Playwright's driver (shipped in the Python package; it downloads nothing here)."""
+    """Playwright's driver (shipped in the Python package; it downloads nothing here).
+
+    Module-scoped: while it runs, the sync driver holds an event loop in the main thread,
+    and any later test calling ``asyncio.run`` would fail, so it stops with the module.
+    """
     if not CHROMIUM.exists():
         unavailable(f"Chromium is not installed at {CHROMIUM} (Debian package 'chromium')")
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    """Debian's Chromium, headless, started once for the session."""
+    """Debian's Chromium, headless, started once per test module."""
     chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
     yield chromium
     chromium.close()
