@@ -316,7 +316,7 @@ def _threshold_outcome(
     )
 
 
-def run_fold(
+def _run_fold(
     frame: pd.DataFrame,
     fold: Fold,
     config: PipelineConfig,
@@ -411,7 +411,7 @@ def run_pipeline(
         frame, config.learners, feature_names, progress, len(windows) * len(config.learners)
     )
     progress("fitting members", 0, len(windows) * len(config.learners))
-    runs = tuple(run_fold(frame, fold, config, fits) for fold in folds)
+    runs = tuple(_run_fold(frame, fold, config, fits) for fold in folds)
     return PipelineRun(folds=runs, config=config)
 
 
@@ -487,7 +487,6 @@ __all__ = [
     "earliest_day",
     "read_hyperparameters",
     "run_baselines",
-    "run_fold",
     "run_pipeline",
     "with_capacity",
     "with_hyperparameters",
