@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,7 +11,7 @@ import typer
 from rich.table import Table
 
 from fraudops.cli._common import console, emit_json, fail_cleanly
-from fraudops.errors import FraudopsError, InputError, ModelError, StoreError
+from fraudops.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     from fraudops.learn.compare import ModelFigures
@@ -188,7 +187,10 @@ ReviewUrl = Annotated[
         "--review-url", help="Review database URL (default review.url, else <data_dir>/review.db)."
     ),
 ]
-Actor = Annotated[str, typer.Option(help="Who approves (recorded as cli:<name>).")]
+Actor = Annotated[
+    str,
+    typer.Option(help="Who approves: an active lead or admin of the review desk (cli:<name>)."),
+]
 Reason = Annotated[str, typer.Option(help="Why, for the audit trail and the alias history.")]
 
 
@@ -282,18 +284,16 @@ def promote(
     registry_uri: RegistryUri = None,
     json_output: JsonOutput = False,
 ) -> None:
-    """Make the challenger the champion, with a person's approval in the audit trail."""
+    """Make the challenger the champion, with a lead's approval in the audit trail."""
     from fraudops.review.audit import AuditAction
 
     if not approve:
         raise InputError("promotion needs a person's approval: run again with --approve")
-    source = _registry(registry, registry_uri)
-    challenger = source.get("challenger")
     change = _audited(
         review_url,
         AuditAction.PROMOTION,
-        source,
-        lambda who: source.set_alias("champion", challenger.version, actor=who, reason=reason),
+        registry,
+        registry_uri,
         actor=actor,
         reason=reason,
     )
@@ -313,12 +313,11 @@ def rollback(
     """Point the champion back at the version it held before its latest move, audited."""
     from fraudops.review.audit import AuditAction
 
-    source = _registry(registry, registry_uri)
     change = _audited(
         review_url,
         AuditAction.ROLLBACK,
-        source,
-        lambda who: source.rollback("champion", actor=who, reason=reason),
+        registry,
+        registry_uri,
         actor=actor,
         reason=reason,
     )
@@ -328,25 +327,28 @@ def rollback(
 def _audited(
     review_url: str | None,
     action: AuditAction,
-    source: MlflowRegistry,
-    move: Callable[[str], AliasChange],
+    registry: Path | None,
+    registry_uri: str | None,
     *,
     actor: str,
     reason: str,
 ) -> AliasChange:
-    """Move the champion and record it in the audit trail; undo the move if unrecorded.
+    """Move the champion as ``actor`` (an active lead or admin of the review desk) and
+    record it in the audit trail; the move is undone if the trail cannot record it.
 
-    The review database is pinged first, so an unreachable trail refuses the move before
-    it happens; if recording still fails, the champion is moved back (that move is in the
-    registry's history too) and the error says so.
+    The review database is read first (who ``actor`` is), so an unreachable trail or a
+    user who may not approve refuses the move before the registry is touched.
     """
     from fraudops.review.audit import AuditEntry, SqlAuditTrail
     from fraudops.review.database import ReviewDatabase
+    from fraudops.review.promotion import approver, move_champion
+    from fraudops.review.users import SqlUserStore
     from fraudops.settings import load_settings
 
-    if not actor.strip() or not reason.strip():
+    name = actor.strip()
+    if not name or not reason.strip():
         raise InputError("a champion move needs an actor and a reason")
-    who = f"cli:{actor.strip()}"
+    who = f"cli:{name}"
     if review_url is None:
         settings = load_settings()
         review_url = settings.review.database_url(settings.data_dir)
@@ -354,36 +356,28 @@ def _audited(
     try:
         database.ensure_schema()
         database.ping()
-        change = move(who)
-        entry = AuditEntry(
-            at=change.changed_at,
-            actor=who,
-            action=action,
-            subject=f"model:{source.name}",
-            reason=reason,
-            details={"registry": source.tracking_uri, **change.as_dict()},
-        )
-        try:
-            SqlAuditTrail(database).record(entry)
-        except FraudopsError as exc:
-            if change.previous_version is None:
-                raise StoreError(
-                    f"the {action.value} to version {change.version} was made but not recorded"
-                    f" in the audit trail, and there is no earlier champion to undo it to: {exc}"
-                ) from exc
-            source.set_alias(
-                "champion",
-                change.previous_version,
-                actor=who,
-                reason=f"undone: the audit trail did not record the {action.value}: {exc}",
-                action="rollback",
+        approver(SqlUserStore(database), name, action)
+        source = _registry(registry, registry_uri)
+        trail = SqlAuditTrail(database)
+
+        def record(change: AliasChange) -> None:
+            trail.record(
+                AuditEntry(
+                    at=change.changed_at,
+                    actor=who,
+                    action=action,
+                    subject=f"model:{source.name}",
+                    reason=reason,
+                    details={"registry": source.tracking_uri, **change.as_dict()},
+                )
             )
-            raise StoreError(
-                f"the {action.value} was not recorded in the audit trail, so it was undone: {exc}"
-            ) from exc
+
+        try:
+            return move_champion(source, action, actor=who, reason=reason, record=record)
+        finally:
+            source.close()
     finally:
         database.close()
-    return change
 
 
 def _print_change(change: AliasChange, json_output: bool) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from argon2 import PasswordHasher
 from typer.testing import CliRunner
 
 from fraudops.cli import app
@@ -16,6 +17,7 @@ from fraudops.decide.log import DecisionRecord, SqlDecisionStore
 from fraudops.learn.registry import lineage_from_model_dir, open_registry
 from fraudops.review.audit import AuditAction, SqlAuditTrail
 from fraudops.review.database import ReviewDatabase
+from fraudops.review.users import Role, SqlUserStore
 from fraudops.types import Action, Decision, Label, LabelSource, Transaction
 from tests.conftest import TrainedLake
 from tests.unit.learn.mlflow_store import fresh_mlflow_db
@@ -38,6 +40,21 @@ def registry(tmp_path: Path, trained_lake: TrainedLake) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def review_users(tmp_path: Path) -> None:
+    """The review database in ``tmp_path`` with lea (lead), ann (analyst), old (a disabled lead)."""
+    database = ReviewDatabase(f"sqlite:///{tmp_path / 'review.db'}")
+    try:
+        database.ensure_schema()
+        users = SqlUserStore(database, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        now = datetime(2024, 3, 1, tzinfo=UTC)
+        for name, role in (("lea", Role.LEAD), ("ann", Role.ANALYST), ("old", Role.LEAD)):
+            users.add(name, role, "a long enough password", by="cli:test", now=now)
+        users.set_active("old", False, by="cli:test", now=now)
+    finally:
+        database.close()
+
+
 def run(registry: Path, tmp_path: Path, *args: str) -> tuple[int, str]:
     """``fraudops models ARGS`` on ``registry`` (and a review database in ``tmp_path``)."""
     review = [] if args[0] == "compare" else ["--review-url", f"sqlite:///{tmp_path / 'review.db'}"]
@@ -52,7 +69,11 @@ def audit(tmp_path: Path) -> list[tuple[str, AuditAction, str, int]]:
         entries = SqlAuditTrail(database).entries()
     finally:
         database.close()
-    return [(e.actor, e.action, e.reason, e.details["version"]) for e in entries]
+    return [
+        (e.actor, e.action, e.reason, e.details["version"])
+        for e in entries
+        if e.action in (AuditAction.PROMOTION, AuditAction.ROLLBACK)
+    ]
 
 
 def champion(registry: Path) -> int:
@@ -81,6 +102,34 @@ def test_promotion_moves_the_champion_and_is_audited(registry: Path, tmp_path: P
         latest.version,
         latest.action,
     )
+
+
+@pytest.mark.parametrize(
+    ("actor", "why"),
+    [("ann", "is analyst"), ("old", "is disabled"), ("nobody", "is not a user")],
+)
+def test_promotion_by_anyone_but_an_active_lead_is_refused(
+    registry: Path, tmp_path: Path, actor: str, why: str
+) -> None:
+    """An analyst, a disabled lead or an unknown name cannot promote: exit 2, one line saying
+    why, the champion unmoved and nothing audited."""
+    code, output = run(
+        registry, tmp_path, "promote", "--approve", "--actor", actor, "--reason", "better AP"
+    )
+    assert (2, True, 1, 1, []) == (
+        code,
+        why in output,
+        len(output.strip().splitlines()),
+        champion(registry),
+        audit(tmp_path),
+    )
+
+
+def test_rollback_by_an_analyst_is_refused(registry: Path, tmp_path: Path) -> None:
+    """After a lead's promotion, an analyst's rollback is refused and the champion stays."""
+    run(registry, tmp_path, "promote", "--approve", "--actor", "lea", "--reason", "better AP")
+    code, output = run(registry, tmp_path, "rollback", "--actor", "ann", "--reason", "alerts")
+    assert (2, True, 2) == (code, "is analyst" in output, champion(registry))
 
 
 def test_rollback_restores_the_previous_champion(registry: Path, tmp_path: Path) -> None:
