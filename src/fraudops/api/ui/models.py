@@ -1,24 +1,254 @@
-"""The models page (leads and admins): where champion and challenger will be compared and a
-promotion approved. A placeholder until the model-oversight work lands; the permission it
-needs (approving a promotion) is checked already, so an analyst is refused today too."""
+"""The models page (leads and admins): champion and challenger, the evidence, the levers.
+
+It shows the registry's champion and challenger (version, lineage, training metrics), how
+they compare on the decision log's recent labelled traffic, and every alias move (who,
+when, why); a lead promotes the challenger or rolls the champion back one step, with a
+reason. A move goes through :func:`fraudops.review.promotion.move_champion`, as
+``fraudops models promote`` does: the alias history names the signed-in lead, the desk
+records it in the audit trail, and an unrecorded move is undone.
+
+MLflow (through the registry) is imported only when the page is opened: it costs about
+two seconds, which a UI without the page need not pay at start. The comparison is
+best-effort: when it cannot be made (too little labelled traffic, a model that will not
+load), the page says why and shows the rest.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, Request
+import structlog
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from fraudops.api.ui.access import signed_in
-from fraudops.api.ui.pages import UiRoute, render
-from fraudops.api.ui.parts import ui_of
-from fraudops.review import Permission, User
+from fraudops.api.ui.pages import UiRoute, redirect, render
+from fraudops.api.ui.parts import ReviewUi, ui_of
+from fraudops.errors import ConfigError, FraudopsError, InputError, ModelNotFoundError
+from fraudops.review import AuditAction, Permission, User
+from fraudops.review.desk import MAX_NOTE_LENGTH
+
+if TYPE_CHECKING:
+    from fraudops.learn.compare import ModelComparison
+    from fraudops.learn.registry import AliasChange, MlflowRegistry, ModelVersion
+    from fraudops.settings import Settings
+
+log = structlog.get_logger("fraudops.review_ui")
 
 router = APIRouter(route_class=UiRoute, dependencies=[Depends(signed_in)])
 
 
+@dataclass(frozen=True, slots=True)
+class ModelsSource:
+    """Where the models page reads: the registry, the decision log, the review threshold."""
+
+    registry_root: Path
+    """The registry's folder (``<data_dir>/registry``): ``mlflow.db`` and the artifacts."""
+    decision_log_url: str | None = None
+    """The decision log the comparison reads (None: no comparison)."""
+    review_threshold: float = 0.5
+    """The policy's review threshold: where flagged and agreement are counted."""
+    compare_days: float = 7.0
+    """How far back the compared traffic goes."""
+    registry_uri: str | None = None
+    """The registry's database when it is not ``mlflow.db`` in ``registry_root``."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelsSource:
+        """The registry under ``data_dir``, the decision log, the service's review threshold."""
+        from fraudops.decide.policy import Policy
+
+        policy = settings.policy
+        found = Policy.from_file(policy.file) if policy.file else Policy.from_settings(policy)
+        return cls(
+            registry_root=settings.data_dir / "registry",
+            decision_log_url=settings.decision_log.url,
+            review_threshold=found.review_threshold,
+        )
+
+    def exists(self) -> bool:
+        """Whether there is a registry to read (opening one would create it)."""
+        return self.registry_uri is not None or (self.registry_root / "mlflow.db").is_file()
+
+    def open(self) -> MlflowRegistry:
+        """The registry (imports MLflow the first time)."""
+        from fraudops.learn.registry import open_registry
+
+        return open_registry(self.registry_root, uri=self.registry_uri)
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """What the page shows of the registry."""
+
+    champion: ModelVersion | None
+    challenger: ModelVersion | None
+    history: list[AliasChange]
+    """Every alias move, newest first."""
+    rollback_to: int | None
+    """The version a rollback would restore (None: nothing to roll back to)."""
+    comparison: ModelComparison | None = None
+    comparison_note: str | None = None
+    """Why there is no comparison."""
+    metric_names: list[str] = field(default_factory=list)
+
+
+def _source(ui: ReviewUi) -> ModelsSource | None:
+    source = ui.models
+    return source if source is not None and source.exists() else None
+
+
+def _overview(source: ModelsSource) -> Overview:
+    registry = source.open()
+    try:
+        champion = _alias(registry, "champion")
+        challenger = _alias(registry, "challenger")
+        history = list(reversed(registry.history()))
+        rollback_to = None
+        if champion is not None:
+            try:
+                before = registry.previous("champion")
+            except FraudopsError as exc:
+                log.warning("review_ui.models_previous_unknown", error=str(exc))
+                before = None
+            rollback_to = None if before is None else before.version
+        comparison, note = None, None
+        if champion is None or challenger is None:
+            note = "A comparison needs both a champion and a challenger."
+        elif champion.version == challenger.version:
+            note = "Champion and challenger are the same version."
+        else:
+            comparison, note = _compare(source, registry)
+        names = sorted(
+            {name for v in (champion, challenger) if v is not None for name in v.lineage.metrics}
+        )
+        return Overview(champion, challenger, history, rollback_to, comparison, note, names)
+    finally:
+        registry.close()
+
+
+def _alias(registry: MlflowRegistry, alias: str) -> ModelVersion | None:
+    try:
+        return registry.get(alias)
+    except ModelNotFoundError:
+        return None
+
+
+def _compare(
+    source: ModelsSource, registry: MlflowRegistry
+) -> tuple[ModelComparison | None, str | None]:
+    """Both models on the recent labelled traffic, or None and why not (logged)."""
+    if source.decision_log_url is None:
+        return None, "No decision log is configured, so there is no traffic to compare on."
+    from fraudops.clock import SystemClock
+    from fraudops.decide.ensemble_scorer import load_scorer
+    from fraudops.learn.compare import compare_models, labelled_traffic
+
+    try:
+        champion = load_scorer(registry.load_dir("champion"))
+        challenger = load_scorer(registry.load_dir("challenger"))
+        until = SystemClock().now()
+        since = until - timedelta(days=source.compare_days)
+        names = tuple(dict.fromkeys(champion.feature_names + challenger.feature_names))
+        traffic = labelled_traffic(
+            source.decision_log_url, since=since, until=until, feature_names=names
+        )
+        result = compare_models(
+            traffic,
+            champion,
+            challenger,
+            review_threshold=source.review_threshold,
+            since=since,
+            until=until,
+        )
+    except FraudopsError as exc:
+        log.warning("review_ui.models_comparison_unavailable", error=str(exc))
+        return None, f"No comparison: {exc}"
+    return result, None
+
+
 @router.get("/models", name="ui.models")
 async def models_page(request: Request, user: Annotated[User, Depends(signed_in)]) -> Response:
-    """Champion and challenger, and the promotion decision (leads and admins only)."""
-    ui_of(request).desk.authorise(user, Permission.APPROVE_PROMOTION)
-    return render(request, "models.html")
+    """Champion and challenger, their comparison and alias history (leads and admins)."""
+    ui = ui_of(request)
+    ui.desk.authorise(user, Permission.APPROVE_PROMOTION)
+    source = _source(ui)
+    overview = None if source is None else await run_in_threadpool(_overview, source)
+    return render(
+        request,
+        "models.html",
+        {"overview": overview, "source": source, "max_reason": MAX_NOTE_LENGTH},
+    )
+
+
+@router.post("/models/promote", name="ui.promote")
+async def promote(
+    request: Request,
+    user: Annotated[User, Depends(signed_in)],
+    reason: Annotated[str, Form(max_length=MAX_NOTE_LENGTH)] = "",
+) -> Response:
+    """Make the challenger the champion (leads and admins; audited, with the reason)."""
+    return await _move(request, user, AuditAction.PROMOTION, reason)
+
+
+@router.post("/models/rollback", name="ui.rollback")
+async def rollback(
+    request: Request,
+    user: Annotated[User, Depends(signed_in)],
+    reason: Annotated[str, Form(max_length=MAX_NOTE_LENGTH)] = "",
+) -> Response:
+    """Put the previous champion back (leads and admins; audited, with the reason)."""
+    return await _move(request, user, AuditAction.ROLLBACK, reason)
+
+
+async def _move(request: Request, user: User, action: AuditAction, reason: str) -> Response:
+    from fraudops.review.promotion import PERMISSION_OF
+
+    ui = ui_of(request)
+    ui.desk.authorise(user, PERMISSION_OF[action])
+    source = _source(ui)
+    if source is None:
+        raise ConfigError("there is no model registry, so there is no champion to move")
+    if not reason.strip():
+        return redirect(
+            request, "ui.models", flash=f"A {action.value} needs a reason.", flash_kind="error"
+        )
+    try:
+        change = await run_in_threadpool(_move_champion, ui, source, user, action, reason.strip())
+    except (InputError, ModelNotFoundError) as exc:
+        return redirect(request, "ui.models", flash=f"Not done: {exc}", flash_kind="error")
+    log.info(
+        "review_ui.champion_moved",
+        action=action.value,
+        user=user.username,
+        version=change.version,
+        previous_version=change.previous_version,
+    )
+    before = "none" if change.previous_version is None else f"version {change.previous_version}"
+    return redirect(
+        request,
+        "ui.models",
+        flash=f"The champion is version {change.version} now (was {before}); recorded in the"
+        " audit trail.",
+    )
+
+
+def _move_champion(
+    ui: ReviewUi, source: ModelsSource, user: User, action: AuditAction, reason: str
+) -> AliasChange:
+    from fraudops.review.promotion import move_champion
+
+    registry = source.open()
+    try:
+
+        def record(change: AliasChange) -> None:
+            details = {"registry": registry.tracking_uri, **change.as_dict()}
+            ui.desk.record(user, action, f"model:{registry.name}", reason, details)
+
+        return move_champion(registry, action, actor=user.username, reason=reason, record=record)
+    finally:
+        registry.close()

@@ -20,6 +20,7 @@ from fraudops.types import Label
 
 if TYPE_CHECKING:
     from fraudops.api.ui.figures import DashboardFigures
+    from fraudops.api.ui.models import ModelsSource
     from fraudops.decide.log import DecisionRecord
 
 LabelSink = Callable[[Label], Awaitable[str]]
@@ -51,13 +52,15 @@ class DashboardSource(Protocol):
 
 @dataclass
 class ReviewUi:
-    """Everything the pages use. ``history`` and ``dashboard`` may be None (not wired)."""
+    """Everything the pages use. ``history``, ``dashboard`` and ``models`` (the model
+    registry the models page reads) may be None (not wired)."""
 
     desk: ReviewDesk
     sessions: SessionCodec
     apply_label: LabelSink
     history: HistorySource | None = None
     dashboard: DashboardSource | None = None
+    models: ModelsSource | None = None
     closers: tuple[Callable[[], None], ...] = ()
 
     def close(self) -> None:

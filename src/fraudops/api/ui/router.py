@@ -140,6 +140,7 @@ def review_ui(settings: Settings) -> APIRouter:
             apply_label=runtime_labels(app),
             history=history,
             dashboard=figures,
+            models=models.ModelsSource.from_settings(settings),
             closers=(stop_intake, history.close, figures.close),
         )
 

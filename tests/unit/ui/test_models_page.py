@@ -1,0 +1,217 @@
+"""The models page: champion, challenger, their comparison and history; a lead's levers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from fraudops.api.ui import ReviewUi, SessionCodec, review_ui_router
+from fraudops.api.ui.models import ModelsSource
+from fraudops.decide.ensemble_scorer import load_scorer
+from fraudops.decide.log import DecisionRecord
+from fraudops.learn.registry import lineage_from_model_dir, open_registry
+from fraudops.review import AuditAction
+from fraudops.types import Action, Decision, Label, LabelSource, Transaction
+from tests.conftest import TrainedLake
+from tests.unit.learn.mlflow_store import fresh_mlflow_db
+from tests.unit.ui.conftest import SECRET, Desk, sign_in
+
+
+@pytest.fixture
+def registry(tmp_path: Path, trained_lake: TrainedLake) -> Path:
+    """A registry with version 1 the champion and version 2 the challenger (set by ana)."""
+    root = tmp_path / "registry"
+    fresh_mlflow_db(root)
+    models = open_registry(root)
+    lineage = lineage_from_model_dir(trained_lake.model_dir, trained_by="ana")
+    models.register(trained_lake.model_dir, lineage=lineage)
+    models.register(trained_lake.model_dir, lineage=lineage)
+    models.set_alias("champion", 1, actor="ana", reason="first model")
+    models.set_alias("challenger", 2, actor="ana", reason="retrained on May")
+    models.close()
+    return root
+
+
+def models_client(parts: Desk, tmp_path: Path, registry_root: Path) -> Iterator[TestClient]:
+    """A client of the UI whose models page reads ``registry_root`` and the parts' log."""
+
+    async def keep(label: Label) -> str:
+        return "Label recorded."
+
+    def build(app: FastAPI) -> ReviewUi:
+        return ReviewUi(
+            desk=parts.desk,
+            sessions=SessionCodec(SECRET, max_age_s=3600),
+            apply_label=keep,
+            models=ModelsSource(
+                registry_root=registry_root,
+                decision_log_url=f"sqlite:///{tmp_path / 'decisions.db'}",
+                review_threshold=0.5,
+                compare_days=1.0,
+            ),
+        )
+
+    app = FastAPI()
+    app.include_router(review_ui_router(build))
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture
+def client(parts: Desk, tmp_path: Path, registry: Path) -> Iterator[TestClient]:
+    """A client of the UI on the two-version registry."""
+    yield from models_client(parts, tmp_path, registry)
+
+
+def champion(registry: Path) -> int:
+    """The champion's version."""
+    models = open_registry(registry)
+    try:
+        return models.get("champion").version
+    finally:
+        models.close()
+
+
+def audit(parts: Desk) -> list[tuple[str, AuditAction, str, int]]:
+    """The promotions and rollbacks in the audit trail: who, what, why, to which version."""
+    return [
+        (e.actor, e.action, e.reason, e.details["version"])
+        for e in parts.desk.audit.entries()
+        if e.action in (AuditAction.PROMOTION, AuditAction.ROLLBACK)
+    ]
+
+
+def test_without_a_registry_the_page_says_so(parts: Desk, tmp_path: Path) -> None:
+    """No registry yet: the page answers 200 and says there is none, creating nothing."""
+    for client in models_client(parts, tmp_path, tmp_path / "no-registry"):
+        sign_in(client, "lea")
+        response = client.get("/ui/models")
+    assert (200, True, False) == (
+        response.status_code,
+        "There is no model registry" in response.text,
+        (tmp_path / "no-registry").exists(),
+    )
+
+
+def test_a_lead_sees_champion_challenger_and_history(client: TestClient) -> None:
+    """The page names both versions, who set them and why, and offers promotion only
+    (the champion never moved, so there is nothing to roll back to)."""
+    sign_in(client, "lea")
+    html = client.get("/ui/models").text
+    shown = {
+        text: text in html
+        for text in (
+            "Promote version 2 to champion",
+            "first model",
+            "retrained on May",
+            "<td>ana</td>",
+            "Trained by</dt><dd>ana",
+            "No comparison",
+        )
+    }
+    assert (all(shown.values()), "Roll back to" in html) == (True, False), shown
+
+
+def test_a_lead_sees_the_comparison_on_labelled_traffic(
+    parts: Desk, client: TestClient, trained_lake: TrainedLake
+) -> None:
+    """With 40 labelled decisions in the log, the page compares both versions on them."""
+    names = load_scorer(trained_lake.model_dir).feature_names
+    rng = np.random.default_rng(0)
+    now = datetime.now(UTC)
+    records, labels = [], []
+    for i in range(40):
+        at = now - timedelta(hours=1, minutes=i)
+        features = dict(zip(names, (float(v) for v in rng.random(len(names))), strict=True))
+        records.append(
+            DecisionRecord(
+                Decision(f"t{i}", Action.APPROVE, 0.0, (), "v1", 1.0),
+                Transaction(f"t{i}", at, f"c{i}", "m1", 10.0),
+                features,
+                at,
+            )
+        )
+        labels.append(Label(f"t{i}", i % 4 == 0, LabelSource.ANALYST, at))
+    parts.decisions.write(records, labels)
+    sign_in(client, "lea")
+    html = client.get("/ui/models").text
+    assert (True, True) == (
+        "40 labelled transactions (10 fraud)" in html,
+        "100.0 %" in html,
+    ), html
+
+
+def test_a_leads_promotion_moves_the_champion_and_is_audited(
+    parts: Desk, client: TestClient, registry: Path
+) -> None:
+    """Promoting moves the champion to version 2, names lea in the alias history and
+    writes a promotion entry with her reason to the audit trail."""
+    token = sign_in(client, "lea")
+    response = client.post("/ui/models/promote", data={"csrf": token, "reason": "better AP"})
+    latest = open_registry(registry).history("champion")[-1]
+    assert (303, 2) == (response.status_code, champion(registry))
+    assert ("lea", 1, 2, "set") == (
+        latest.actor,
+        latest.previous_version,
+        latest.version,
+        latest.action,
+    )
+    assert [("lea", AuditAction.PROMOTION, "better AP", 2)] == audit(parts)
+    assert "The champion is version 2 now (was version 1)" in client.get("/ui/models").text
+
+
+def test_a_leads_rollback_restores_the_previous_champion(
+    parts: Desk, client: TestClient, registry: Path
+) -> None:
+    """After a promotion the page offers a rollback; it puts version 1 back, audited."""
+    token = sign_in(client, "lea")
+    client.post("/ui/models/promote", data={"csrf": token, "reason": "better AP"})
+    offered = "Roll back to version 1" in client.get("/ui/models").text
+    response = client.post("/ui/models/rollback", data={"csrf": token, "reason": "alerts"})
+    assert (True, 303, 1) == (offered, response.status_code, champion(registry))
+    assert [
+        ("lea", AuditAction.PROMOTION, "better AP", 2),
+        ("lea", AuditAction.ROLLBACK, "alerts", 1),
+    ] == audit(parts)
+
+
+def test_an_analysts_promotion_is_refused(parts: Desk, client: TestClient, registry: Path) -> None:
+    """An analyst with a valid CSRF token gets 403; nothing moves, nothing is audited."""
+    token = sign_in(client, "ann")
+    response = client.post("/ui/models/promote", data={"csrf": token, "reason": "looks good"})
+    assert (403, 1, []) == (response.status_code, champion(registry), audit(parts))
+
+
+def test_a_promotion_without_the_csrf_token_is_refused(
+    parts: Desk, client: TestClient, registry: Path
+) -> None:
+    """A lead's form without its CSRF token is refused (403); nothing moves."""
+    sign_in(client, "lea")
+    response = client.post("/ui/models/promote", data={"reason": "better AP"})
+    assert (403, True, 1, []) == (
+        response.status_code,
+        "security token" in response.text,
+        champion(registry),
+        audit(parts),
+    )
+
+
+def test_a_promotion_without_a_reason_is_refused(
+    parts: Desk, client: TestClient, registry: Path
+) -> None:
+    """A blank reason sends the lead back with a message; nothing moves."""
+    token = sign_in(client, "lea")
+    response = client.post("/ui/models/promote", data={"csrf": token, "reason": "  "})
+    page = client.get("/ui/models").text
+    assert (303, True, 1, []) == (
+        response.status_code,
+        "A promotion needs a reason." in page,
+        champion(registry),
+        audit(parts),
+    )
