@@ -36,12 +36,14 @@ from fraudops.review.intake import (
     open_cases,
 )
 from fraudops.review.permissions import PERMISSIONS, Permission, allowed, authorise
+from fraudops.review.promotion import PERMISSION_OF, approver, move_champion
 from fraudops.review.ratelimit import SignInLimiter
 from fraudops.review.store import SqlCaseStore
 from fraudops.review.users import Role, SqlUserStore, User, UserStore
 
 __all__ = [
     "PERMISSIONS",
+    "PERMISSION_OF",
     "AuditAction",
     "AuditEntry",
     "AuditTrail",
@@ -72,10 +74,12 @@ __all__ = [
     "Verdict",
     "VerdictResult",
     "allowed",
+    "approver",
     "audit_sampled",
     "authorise",
     "capacity_status",
     "case_openings",
+    "move_champion",
     "open_cases",
     "open_review_desk",
     "review_threshold_for_capacity",
