@@ -22,6 +22,7 @@ from fraudops.features.replay import lake_events
 from fraudops.settings import DecisionLogSettings, ServiceSettings, Settings
 from fraudops.types import Decision, Reason, Transaction
 from tests.conftest import TrainedLake
+from tests.unit.review.conftest import postgres_schema_url
 
 FloatArray = npt.NDArray[np.float64]
 NOW = datetime(2018, 6, 2, 12, tzinfo=UTC)
@@ -70,40 +71,48 @@ class HeldScorer:
 
 
 def url_in(tmp_path: Path) -> str:
-    """A decision log database in ``tmp_path``."""
+    """A SQLite decision log database in ``tmp_path``."""
     return f"sqlite:///{tmp_path / 'decisions.db'}"
 
 
-def test_scores_land_in_the_shadow_table(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty decision log database of each supported kind (PostgreSQL: a private schema)."""
+    if request.param == "sqlite":
+        yield url_in(tmp_path)
+    else:
+        with postgres_schema_url() as url:
+            yield url
+
+
+def test_scores_land_in_the_shadow_table(log_url: str) -> None:
     """Each handed-over transaction gets one row: its id, the version, the score, a time."""
-    shadow = ShadowScorer(SumScorer(), ("b", "a"), url_in(tmp_path), clock=ManualClock(NOW))
+    shadow = ShadowScorer(SumScorer(), ("b", "a"), log_url, clock=ManualClock(NOW))
     shadow.start()
     assert shadow.submit("t1", {"a": 2.0, "b": 9.0})
     assert shadow.submit("t2", {"a": 5.0, "b": None})
     shadow.close()
-    rows = read_shadow_scores(url_in(tmp_path))
+    rows = read_shadow_scores(log_url)
     assert [("t1", "challenger-1", 0.2, NOW), ("t2", "challenger-1", 0.5, NOW)] == [
         (row.transaction_id, row.model_version, row.score, row.scored_at) for row in rows
     ]
     assert (2, 0, 0) == (shadow.scored, shadow.dropped, shadow.failed)
 
 
-def test_a_full_queue_drops_and_counts(tmp_path: Path) -> None:
+def test_a_full_queue_drops_and_counts(log_url: str) -> None:
     """Past the queue's capacity a transaction is refused at once and counted as dropped."""
     dropped: list[int] = []
-    shadow = ShadowScorer(
-        SumScorer(), ("a", "b"), url_in(tmp_path), capacity=2, on_dropped=dropped.append
-    )
+    shadow = ShadowScorer(SumScorer(), ("a", "b"), log_url, capacity=2, on_dropped=dropped.append)
     accepted = [shadow.submit(f"t{i}", {"a": 1.0, "b": 1.0}) for i in range(3)]
     assert ([True, True, False], 1, [1]) == (accepted, shadow.dropped, dropped)
     shadow.start()
     shadow.close()
-    assert ["t0", "t1"] == [row.transaction_id for row in read_shadow_scores(url_in(tmp_path))]
+    assert ["t0", "t1"] == [row.transaction_id for row in read_shadow_scores(log_url)]
 
 
-def test_a_failing_challenger_is_counted_not_raised(tmp_path: Path) -> None:
+def test_a_failing_challenger_is_counted_not_raised(log_url: str) -> None:
     """A score outside [0, 1] is counted as failed and nothing is written for it."""
-    shadow = ShadowScorer(SumScorer(), ("a", "b"), url_in(tmp_path))
+    shadow = ShadowScorer(SumScorer(), ("a", "b"), log_url)
     shadow.start()
     shadow.submit("bad", {"a": 30.0, "b": 0.0})
     shadow.submit("good", {"a": 3.0, "b": 0.0})
@@ -111,13 +120,13 @@ def test_a_failing_challenger_is_counted_not_raised(tmp_path: Path) -> None:
     assert (1, 1, ["good"]) == (
         shadow.scored,
         shadow.failed,
-        [row.transaction_id for row in read_shadow_scores(url_in(tmp_path))],
+        [row.transaction_id for row in read_shadow_scores(log_url)],
     )
 
 
-def test_no_table_reads_as_no_scores(tmp_path: Path) -> None:
+def test_no_table_reads_as_no_scores(log_url: str) -> None:
     """A decision log that never had a shadow has no shadow scores."""
-    assert [] == read_shadow_scores(url_in(tmp_path))
+    assert [] == read_shadow_scores(log_url)
 
 
 @pytest.fixture(scope="module")
@@ -132,12 +141,15 @@ def transactions(trained_lake: TrainedLake) -> list[Transaction]:
 
 
 @contextmanager
-def runtime(tmp_path: Path, model_dir: Path, challenger: Scorer | None) -> Iterator[Runtime]:
-    """A started runtime on ``model_dir`` with ``challenger`` in shadow (or none)."""
+def runtime(
+    tmp_path: Path, model_dir: Path, challenger: Scorer | None, url: str | None = None
+) -> Iterator[Runtime]:
+    """A started runtime on ``model_dir`` with ``challenger`` in shadow (or none), logging
+    decisions to ``url`` (a SQLite file in ``tmp_path`` by default)."""
     settings = Settings(
         model_dir=model_dir,
         decision_log=DecisionLogSettings(
-            url=url_in(tmp_path), spill_dir=tmp_path / "spill", flush_interval_ms=20.0
+            url=url or url_in(tmp_path), spill_dir=tmp_path / "spill", flush_interval_ms=20.0
         ),
         service=ServiceSettings(warmup_rows=0, shadow_queue_size=5),
     )
@@ -185,12 +197,13 @@ def test_the_champion_decides_the_same_with_a_hung_challenger(
 
 
 def test_shadowed_decisions_leave_their_scores_in_the_decision_log(
-    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+    tmp_path: Path, log_url: str, trained_lake: TrainedLake, transactions: list[Transaction]
 ) -> None:
     """The challenger's scores are written beside the decisions, keyed by transaction id."""
-    with runtime(tmp_path, trained_lake.model_dir, load_scorer(trained_lake.model_dir)) as built:
+    challenger = load_scorer(trained_lake.model_dir)
+    with runtime(tmp_path, trained_lake.model_dir, challenger, log_url) as built:
         decisions = decide_all(built, transactions[:5])
-    rows = read_shadow_scores(url_in(tmp_path))
+    rows = read_shadow_scores(log_url)
     by_id = {row.transaction_id: row.score for row in rows}
     # The same model in shadow scores exactly what the champion scored.
     assert {d.transaction_id: d.score for d in decisions} == pytest.approx(by_id)
