@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import getpass
 import shutil
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,7 +13,7 @@ import typer
 from rich.table import Table
 
 from fraudops.cli._common import console, emit_json, fail_cleanly
-from fraudops.errors import InputError, ModelError
+from fraudops.errors import AuthError, InputError, ModelError
 
 if TYPE_CHECKING:
     from fraudops.learn.compare import ModelFigures
@@ -192,6 +194,13 @@ Actor = Annotated[
     typer.Option(help="Who approves: an active lead or admin of the review desk (cli:<name>)."),
 ]
 Reason = Annotated[str, typer.Option(help="Why, for the audit trail and the alias history.")]
+PasswordStdin = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the actor's review-desk password from standard input (else it is asked).",
+    ),
+]
 
 
 @models.command("compare")
@@ -282,6 +291,7 @@ def promote(
     review_url: ReviewUrl = None,
     registry: RegistryDir = None,
     registry_uri: RegistryUri = None,
+    password_stdin: PasswordStdin = False,
     json_output: JsonOutput = False,
 ) -> None:
     """Make the challenger the champion, with a lead's approval in the audit trail."""
@@ -296,6 +306,7 @@ def promote(
         registry_uri,
         actor=actor,
         reason=reason,
+        password=_actor_password(actor, password_stdin),
     )
     _print_change(change, json_output)
 
@@ -308,6 +319,7 @@ def rollback(
     review_url: ReviewUrl = None,
     registry: RegistryDir = None,
     registry_uri: RegistryUri = None,
+    password_stdin: PasswordStdin = False,
     json_output: JsonOutput = False,
 ) -> None:
     """Point the champion back at the version it held before its latest move, audited."""
@@ -320,8 +332,18 @@ def rollback(
         registry_uri,
         actor=actor,
         reason=reason,
+        password=_actor_password(actor, password_stdin),
     )
     _print_change(change, json_output)
+
+
+def _actor_password(actor: str, from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise InputError("--password-stdin: no password on standard input")
+        return password
+    return str(typer.prompt(f"Review-desk password of {actor}", hide_input=True, err=True))
 
 
 def _audited(
@@ -332,12 +354,14 @@ def _audited(
     *,
     actor: str,
     reason: str,
+    password: str,
 ) -> AliasChange:
-    """Move the champion as ``actor`` (an active lead or admin of the review desk) and
-    record it in the audit trail; the move is undone if the trail cannot record it.
+    """Move the champion as ``actor`` (an active lead or admin of the review desk, proven by
+    their password) and record it in the audit trail; the move is undone if the trail
+    cannot record it.
 
-    The review database is read first (who ``actor`` is), so an unreachable trail or a
-    user who may not approve refuses the move before the registry is touched.
+    The review database is read first (who ``actor`` is), so an unreachable trail, a wrong
+    password or a user who may not approve refuses the move before the registry is touched.
     """
     from fraudops.review.audit import AuditEntry, SqlAuditTrail
     from fraudops.review.database import ReviewDatabase
@@ -356,7 +380,10 @@ def _audited(
     try:
         database.ensure_schema()
         database.ping()
-        approver(SqlUserStore(database), name, action)
+        users = SqlUserStore(database)
+        if users.verify(name, password, datetime.now(UTC)) is None:
+            raise AuthError(f"{name!r}: unknown, disabled, or not that password")
+        approver(users, name, action)
         source = _registry(registry, registry_uri)
         trail = SqlAuditTrail(database)
 

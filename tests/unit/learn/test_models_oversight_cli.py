@@ -23,6 +23,7 @@ from tests.conftest import TrainedLake
 from tests.unit.learn.mlflow_store import fresh_mlflow_db
 
 runner = CliRunner()
+PASSWORD = "a long enough password"
 
 
 @pytest.fixture
@@ -49,16 +50,23 @@ def review_users(tmp_path: Path) -> None:
         users = SqlUserStore(database, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
         now = datetime(2024, 3, 1, tzinfo=UTC)
         for name, role in (("lea", Role.LEAD), ("ann", Role.ANALYST), ("old", Role.LEAD)):
-            users.add(name, role, "a long enough password", by="cli:test", now=now)
+            users.add(name, role, PASSWORD, by="cli:test", now=now)
         users.set_active("old", False, by="cli:test", now=now)
     finally:
         database.close()
 
 
-def run(registry: Path, tmp_path: Path, *args: str) -> tuple[int, str]:
-    """``fraudops models ARGS`` on ``registry`` (and a review database in ``tmp_path``)."""
-    review = [] if args[0] == "compare" else ["--review-url", f"sqlite:///{tmp_path / 'review.db'}"]
-    result = runner.invoke(app, ["models", *args, "--registry", str(registry), *review])
+def run(registry: Path, tmp_path: Path, *args: str, password: str = PASSWORD) -> tuple[int, str]:
+    """``fraudops models ARGS`` on ``registry`` (and a review database in ``tmp_path``); a
+    champion move gets the actor's ``password`` on standard input."""
+    review = (
+        []
+        if args[0] == "compare"
+        else ["--review-url", f"sqlite:///{tmp_path / 'review.db'}", "--password-stdin"]
+    )
+    result = runner.invoke(
+        app, ["models", *args, "--registry", str(registry), *review], input=f"{password}\n"
+    )
     return result.exit_code, result.output
 
 
@@ -106,13 +114,18 @@ def test_promotion_moves_the_champion_and_is_audited(registry: Path, tmp_path: P
 
 @pytest.mark.parametrize(
     ("actor", "why"),
-    [("ann", "is analyst"), ("old", "is disabled"), ("nobody", "is not a user")],
+    [
+        ("ann", "is analyst"),
+        ("old", "unknown, disabled, or not that password"),
+        ("nobody", "unknown, disabled, or not that password"),
+    ],
 )
 def test_promotion_by_anyone_but_an_active_lead_is_refused(
     registry: Path, tmp_path: Path, actor: str, why: str
 ) -> None:
     """An analyst, a disabled lead or an unknown name cannot promote: exit 2, one line saying
-    why, the champion unmoved and nothing audited."""
+    why (without telling a disabled account from an unknown one), the champion unmoved and
+    nothing audited."""
     code, output = run(
         registry, tmp_path, "promote", "--approve", "--actor", actor, "--reason", "better AP"
     )
@@ -188,3 +201,20 @@ def test_compare_reports_both_models(
     assert 0 == code, output
     values = json.loads(output)
     assert (40, 10, 1.0) == (values["transactions"], values["frauds"], values["agreement"])
+
+
+def test_promotion_with_a_wrong_password_is_refused(registry: Path, tmp_path: Path) -> None:
+    """A lead's name without the lead's password moves nothing: exit 2, champion stays."""
+    code, output = run(
+        registry,
+        tmp_path,
+        "promote",
+        "--approve",
+        "--actor",
+        "lea",
+        "--reason",
+        "better AP",
+        password="not lea's password",
+    )
+    assert (2, 1, []) == (code, champion(registry), audit(tmp_path))
+    assert "not that password" in output
