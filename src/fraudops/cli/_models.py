@@ -157,7 +157,7 @@ def pull(
 
     The service then needs neither MLflow nor the registry database to start.
     """
-    from fraudops.learn.registry import directory_files
+    from fraudops.learn.artifact import directory_files
 
     source_registry = _registry(registry, registry_uri)
     version = source_registry.get(name)

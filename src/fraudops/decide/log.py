@@ -17,24 +17,20 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.exc import SQLAlchemyError
 
-from fraudops.errors import ConfigError, StoreError
+from fraudops.errors import StoreError
+from fraudops.sql import create_engine, store_error
 from fraudops.types import Action, Decision, Label, LabelSource, Reason, Transaction
 
 _log = structlog.get_logger("fraudops.decision_log")
 
-_SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
-_POSTGRES_DRIVERS = frozenset({"postgresql", "postgresql+psycopg"})
+_WHAT = "decision log"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +227,7 @@ class SqlDecisionStore:
 
     def __init__(self, url: str, *, connect_timeout_s: float = 2.0) -> None:
         self.url = url
-        self._engine = _create_engine(url, connect_timeout_s)
+        self._engine = create_engine(url, what=_WHAT, connect_timeout_s=connect_timeout_s)
         self._schema_lock = threading.Lock()
         self._schema_ready = threading.Event()
         insert = sqlite.insert if self._engine.dialect.name == "sqlite" else postgresql.insert
@@ -256,7 +252,7 @@ class SqlDecisionStore:
                 if label_rows:
                     connection.execute(self._insert_labels, label_rows)
         except SQLAlchemyError as exc:
-            raise _store_error("write", exc) from exc
+            raise store_error("write", exc, what=_WHAT) from exc
 
     def get(self, transaction_id: str) -> DecisionRecord | None:
         """The record of one transaction's decision, None if there is none."""
@@ -266,7 +262,7 @@ class SqlDecisionStore:
             with self._engine.connect() as connection:
                 row = connection.execute(query).mappings().first()
         except SQLAlchemyError as exc:
-            raise _store_error("get", exc) from exc
+            raise store_error("get", exc, what=_WHAT) from exc
         return None if row is None else _record_from_row(row)
 
     def recent(self, limit: int) -> list[DecisionRecord]:
@@ -277,7 +273,7 @@ class SqlDecisionStore:
             with self._engine.connect() as connection:
                 rows = connection.execute(query).mappings().all()
         except SQLAlchemyError as exc:
-            raise _store_error("recent", exc) from exc
+            raise store_error("recent", exc, what=_WHAT) from exc
         return [_record_from_row(row) for row in rows]
 
     def labels(self, transaction_id: str) -> tuple[Label, ...]:
@@ -292,7 +288,7 @@ class SqlDecisionStore:
             with self._engine.connect() as connection:
                 rows = connection.execute(query).mappings().all()
         except SQLAlchemyError as exc:
-            raise _store_error("labels", exc) from exc
+            raise store_error("labels", exc, what=_WHAT) from exc
         return tuple(
             Label(
                 transaction_id=row["transaction_id"],
@@ -312,7 +308,7 @@ class SqlDecisionStore:
                     sa.select(sa.func.count()).select_from(_decisions)
                 ).scalar_one()
         except SQLAlchemyError as exc:
-            raise _store_error("count", exc) from exc
+            raise store_error("count", exc, what=_WHAT) from exc
         return int(total)
 
     def ping(self) -> None:
@@ -321,7 +317,7 @@ class SqlDecisionStore:
             with self._engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
         except SQLAlchemyError as exc:
-            raise _store_error("ping", exc) from exc
+            raise store_error("ping", exc, what=_WHAT) from exc
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -336,66 +332,8 @@ class SqlDecisionStore:
             try:
                 _metadata.create_all(self._engine, checkfirst=True)
             except SQLAlchemyError as exc:
-                raise _store_error("create tables", exc) from exc
+                raise store_error("create tables", exc, what=_WHAT) from exc
             self._schema_ready.set()
-
-
-def _create_engine(url: str, connect_timeout_s: float) -> sa.Engine:
-    try:
-        parsed = sa.make_url(url)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"decision log URL is malformed: {exc}") from exc
-    options: dict[str, Any] = {
-        "json_serializer": _json_dumps,
-        "json_deserializer": orjson.loads,
-    }
-    if parsed.drivername in _SQLITE_DRIVERS:
-        database = parsed.database or ":memory:"
-        if database == ":memory:":
-            # One shared connection, or every pooled connection would see its own empty DB.
-            options["poolclass"] = StaticPool
-            options["connect_args"] = {"check_same_thread": False}
-        else:
-            try:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the folder of {database}: {exc}") from exc
-            options["connect_args"] = {"timeout": connect_timeout_s}
-        engine = sa.create_engine(parsed, **options)
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if parsed.drivername in _POSTGRES_DRIVERS:
-        # libpq counts whole seconds and treats anything under 2 as 2.
-        timeout = max(2, math.ceil(connect_timeout_s))
-        return sa.create_engine(
-            parsed.set(drivername="postgresql+psycopg"),
-            pool_pre_ping=True,
-            connect_args={"connect_timeout": timeout},
-            **options,
-        )
-    raise ConfigError(
-        f"decision log URL {parsed.drivername}:// is not supported: "
-        "use sqlite:///path or postgresql+psycopg://…"
-    )
-
-
-def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL makes each commit fsync the WAL: "durable on return", not only crash-safe.
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.close()
-
-
-def _store_error(operation: str, exc: SQLAlchemyError) -> StoreError:
-    # The DBAPI's own message, not SQLAlchemy's, which repeats the SQL and the parameters.
-    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-    return StoreError(f"decision log {operation} failed: {type(cause).__name__}: {first_line}")
-
-
-def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _finite(features: Mapping[str, float | None]) -> dict[str, float | None]:

@@ -27,9 +27,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from fraudops.clock import Clock, SystemClock
-from fraudops.decide.log import _create_engine, _store_error
 from fraudops.decide.scorer import Scorer
 from fraudops.errors import ModelError
+from fraudops.sql import create_engine, store_error
 
 __all__ = ["ShadowScore", "ShadowScorer", "read_shadow_scores"]
 
@@ -100,7 +100,7 @@ class ShadowScorer:
         self._clock = clock or SystemClock()
         # None is the worker's signal to stop.
         self._queue: queue.Queue[_Item | None] = queue.Queue(capacity)
-        self._engine = _create_engine(url, 2.0)
+        self._engine = create_engine(url, what="decision log")
         insert = sqlite.insert if self._engine.dialect.name == "sqlite" else postgresql.insert
         self._insert = insert(_shadow_scores).on_conflict_do_nothing()
         self._schema_ready = False
@@ -212,7 +212,7 @@ class ShadowScorer:
                 "shadow.write_failed",
                 rows=len(rows),
                 model_version=self.version,
-                error=str(_store_error("shadow write", exc)),
+                error=str(store_error("shadow write", exc, what="decision log")),
             )
             return
         self.scored += len(rows)
@@ -222,7 +222,7 @@ class ShadowScorer:
 def read_shadow_scores(url: str, *, since: datetime | None = None) -> list[ShadowScore]:
     """The shadow scores kept in the database at ``url``, oldest first (none if no table);
     StoreError if the database cannot be read."""
-    engine = _create_engine(url, 2.0)
+    engine = create_engine(url, what="decision log")
     try:
         query = sa.select(_shadow_scores).order_by(
             _shadow_scores.c.scored_at, _shadow_scores.c.transaction_id
@@ -234,7 +234,7 @@ def read_shadow_scores(url: str, *, since: datetime | None = None) -> list[Shado
                 return []
             rows = connection.execute(query).mappings().all()
     except SQLAlchemyError as exc:
-        raise _store_error("read shadow scores", exc) from exc
+        raise store_error("read shadow scores", exc, what="decision log") from exc
     finally:
         engine.dispose()
     return [

@@ -231,11 +231,30 @@ class SavableMember(Protocol):
     def save(self, directory: Path) -> None: ...
 
 
-def _file_table(path: Path) -> dict[str, str]:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def directory_files(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (POSIX relative path) and its SHA-256."""
     return {
-        file.relative_to(path).as_posix(): hashlib.sha256(file.read_bytes()).hexdigest()
-        for file in sorted(path.rglob("*"))
-        if file.is_file() and file.name != MANIFEST_FILE and not file.name.startswith(".")
+        path.relative_to(root).as_posix(): file_sha256(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _file_table(path: Path) -> dict[str, str]:
+    """The files a format-2 manifest lists: all but itself and unfinished temporary files."""
+    return {
+        name: digest
+        for name, digest in directory_files(path).items()
+        if name != MANIFEST_FILE and not Path(name).name.startswith(".")
     }
 
 
@@ -321,7 +340,7 @@ def _check_files(path: Path, manifest: Manifest) -> None:
         file = path / relative
         if not file.is_file():
             raise ModelError(f"{file}: listed in the manifest but missing")
-        if hashlib.sha256(file.read_bytes()).hexdigest() != expected:
+        if file_sha256(file) != expected:
             raise ModelError(
                 f"{file}: content does not match the manifest's SHA-256"
                 " (corrupt or replaced model file)"

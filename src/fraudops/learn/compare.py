@@ -22,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from fraudops.decide.log import _create_engine, _decisions, _labels, _store_error
+from fraudops.decide.log import _decisions, _labels
 from fraudops.decide.scorer import Scorer
 from fraudops.errors import InputError, NotEnoughDataError
 from fraudops.learn.metrics import (
@@ -30,6 +30,7 @@ from fraudops.learn.metrics import (
     card_precision_at_k,
     false_positives_at_recall,
 )
+from fraudops.sql import create_engine, store_error
 
 __all__ = [
     "DEFAULT_RECALL",
@@ -128,7 +129,7 @@ def labelled_traffic(
         )
         .order_by(_decisions.c.tx_timestamp, _decisions.c.transaction_id)
     )
-    engine = _create_engine(url, 2.0)
+    engine = create_engine(url, what="decision log")
     try:
         with engine.connect() as connection:
             if not sa.inspect(connection).has_table("labels"):
@@ -136,7 +137,7 @@ def labelled_traffic(
             # JSON columns keep a missing value as JSON null, not SQL NULL: filter here.
             rows = [row for row in connection.execute(query) if row.features is not None]
     except SQLAlchemyError as exc:
-        raise _store_error("read labelled traffic", exc) from exc
+        raise store_error("read labelled traffic", exc, what="decision log") from exc
     finally:
         engine.dispose()
     features = np.array(

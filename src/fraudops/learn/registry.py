@@ -14,7 +14,6 @@ MLflow tags would do neither well: they are mutable key/value pairs with no orde
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -29,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fraudops.clock import Clock, SystemClock
 from fraudops.errors import InputError, ModelError, ModelNotFoundError, StoreError
-from fraudops.learn.artifact import _read_manifest
+from fraudops.learn.artifact import _read_manifest, directory_files
 from fraudops.learn.tracking import experiment_id, mlflow_client, mlflow_error
 
 if TYPE_CHECKING:
@@ -170,23 +169,6 @@ class Registry(Protocol):
     def rollback(self, alias: str, *, actor: str, reason: str) -> AliasChange: ...
 
     def load_dir(self, alias_or_version: str | int) -> Path: ...
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def directory_files(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (POSIX relative path) and its SHA-256."""
-    return {
-        path.relative_to(root).as_posix(): _sha256(path)
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
 
 
 _metadata = sa.MetaData()

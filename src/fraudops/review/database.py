@@ -13,30 +13,25 @@ is a :class:`~fraudops.errors.StoreError` naming the operation.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import orjson
 import sqlalchemy as sa
 import structlog
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.exc import SQLAlchemyError
 
-from fraudops.errors import ConfigError, StoreError
+from fraudops.errors import StoreError
+from fraudops.sql import create_engine, store_error
 
 _log = structlog.get_logger("fraudops.review")
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-_SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
-_POSTGRES_DRIVERS = frozenset({"postgresql", "postgresql+psycopg"})
+_WHAT = "review store"
 # Any fixed number: the key of the advisory lock the review migrations hold on PostgreSQL.
 _MIGRATION_LOCK_KEY = 0x5E7_1E77
 
@@ -55,50 +50,6 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return config
 
 
-def create_engine(url: str, *, connect_timeout_s: float = 2.0, what: str = "review") -> sa.Engine:
-    """An engine for ``url``: SQLite in WAL mode with full sync, or PostgreSQL via psycopg 3.
-
-    A SQLite file's folder is created; ``sqlite://`` alone is one shared in-memory
-    database. PostgreSQL connections are pinged before use, so a restarted database is
-    reconnected rather than failing the next call.
-    """
-    try:
-        parsed = sa.make_url(url)
-    except SQLAlchemyError as exc:
-        raise ConfigError(f"{what} database URL is malformed: {exc}") from exc
-    options: dict[str, Any] = {
-        "json_serializer": lambda value: orjson.dumps(value).decode(),
-        "json_deserializer": orjson.loads,
-    }
-    if parsed.drivername in _SQLITE_DRIVERS:
-        database = parsed.database or ":memory:"
-        if database == ":memory:":
-            # One shared connection, or every pooled connection would see its own empty DB.
-            options["poolclass"] = StaticPool
-            options["connect_args"] = {"check_same_thread": False}
-        else:
-            try:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the folder of {database}: {exc}") from exc
-            options["connect_args"] = {"timeout": connect_timeout_s}
-        engine = sa.create_engine(parsed, **options)
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if parsed.drivername in _POSTGRES_DRIVERS:
-        # libpq counts whole seconds and treats anything under 2 as 2.
-        return sa.create_engine(
-            parsed.set(drivername="postgresql+psycopg"),
-            pool_pre_ping=True,
-            connect_args={"connect_timeout": max(2, math.ceil(connect_timeout_s))},
-            **options,
-        )
-    raise ConfigError(
-        f"{what} database URL {parsed.drivername}:// is not supported: "
-        "use sqlite:///path or postgresql+psycopg://…"
-    )
-
-
 def migrate(engine: sa.Engine) -> None:
     """Upgrade the review tables in ``engine``'s database to the newest revision."""
     with engine.begin() as connection:
@@ -113,7 +64,9 @@ class ReviewDatabase:
 
     def __init__(self, url: str, *, connect_timeout_s: float = 2.0) -> None:
         self.url = url
-        self.engine = create_engine(url, connect_timeout_s=connect_timeout_s)
+        self.engine = create_engine(
+            url, what="review database", connect_timeout_s=connect_timeout_s
+        )
         self._schema_lock = threading.Lock()
         self._schema_ready = threading.Event()
         try:
@@ -136,7 +89,7 @@ class ReviewDatabase:
             try:
                 migrate(self.engine)
             except SQLAlchemyError as exc:
-                raise store_error("migrate the schema", exc) from exc
+                raise store_error("migrate the schema", exc, what=_WHAT) from exc
             self._schema_ready.set()
 
     @contextmanager
@@ -147,7 +100,7 @@ class ReviewDatabase:
             with self.engine.begin() as connection:
                 yield connection
         except SQLAlchemyError as exc:
-            raise store_error(operation, exc) from exc
+            raise store_error(operation, exc, what=_WHAT) from exc
 
     def ping(self) -> None:
         """Return if the database answers; raise StoreError if not."""
@@ -155,19 +108,11 @@ class ReviewDatabase:
             with self.engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
         except SQLAlchemyError as exc:
-            raise store_error("ping", exc) from exc
+            raise store_error("ping", exc, what=_WHAT) from exc
 
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
-
-
-def store_error(operation: str, exc: SQLAlchemyError, *, what: str = "review store") -> StoreError:
-    """A StoreError naming the operation, with the driver's own one-line message."""
-    # The DBAPI's message, not SQLAlchemy's, which repeats the SQL and the parameters.
-    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-    return StoreError(f"{what} {operation} failed: {type(cause).__name__}: {first_line}")
 
 
 def as_utc(value: datetime) -> datetime:
@@ -180,10 +125,3 @@ def utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"times given to the review store must be timezone-aware: {value!r}")
     return value.astimezone(UTC)
-
-
-def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.close()

@@ -20,7 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from fraudops.errors import InputError
 from fraudops.review._schema import JSON, UTC_TIME
 from fraudops.review.cases import IntakeCursor
-from fraudops.review.database import as_utc, create_engine, store_error, utc
+from fraudops.review.database import as_utc, utc
+from fraudops.sql import create_engine, store_error
 
 if TYPE_CHECKING:
     from fraudops.decide.log import DecisionRecord

@@ -9,8 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fraudops.cli import app
-from fraudops.learn.artifact import load_model_dir
-from fraudops.learn.registry import directory_files
+from fraudops.learn.artifact import directory_files, load_model_dir
 from tests.conftest import TrainedLake
 from tests.unit.learn.mlflow_store import fresh_mlflow_db
 

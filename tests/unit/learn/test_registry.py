@@ -14,12 +14,11 @@ import pytest
 
 from fraudops.clock import ManualClock
 from fraudops.errors import InputError, ModelError, ModelNotFoundError, StoreError
-from fraudops.learn.artifact import load_model_dir
+from fraudops.learn.artifact import directory_files, load_model_dir
 from fraudops.learn.registry import (
     Lineage,
     MlflowRegistry,
     Registry,
-    directory_files,
     lineage_from_model_dir,
     open_registry,
 )

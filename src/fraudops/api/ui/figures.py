@@ -19,7 +19,8 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from fraudops.errors import InputError
-from fraudops.review.database import create_engine, store_error, utc
+from fraudops.review.database import utc
+from fraudops.sql import create_engine, store_error
 
 _log = structlog.get_logger("fraudops.review_ui")
 
@@ -130,7 +131,7 @@ class SqlDashboardSource:
 
     def __init__(self, decision_log_url: str, review_url: str) -> None:
         self._log = create_engine(decision_log_url, what="decision log")
-        self._review = create_engine(review_url, what="review")
+        self._review = create_engine(review_url, what="review database")
 
     def figures(self, now: datetime, window_name: str = "24h") -> DashboardFigures:
         """The figures of window ``window_name`` (``24h``, ``7d`` or ``30d``) up to ``now``."""
