@@ -30,7 +30,7 @@ from fraudops.decide.shadow import ShadowScorer
 from fraudops.decide.static import StaticPolicy
 from fraudops.errors import FraudopsError, ModelError
 from fraudops.features.definition import FeatureDefinition, feature_definition
-from fraudops.features.online import OnlineFeatures
+from fraudops.features.online import SIGNALS, OnlineFeatures
 from fraudops.features.state import FeatureState, InMemoryFeatureState
 from fraudops.monitoring.metrics import Metrics
 from fraudops.monitoring.tracing import tracer_provider
@@ -244,7 +244,9 @@ def build_runtime(
         features=OnlineFeatures(definition, state),
         models=models,
         policy=Policy.from_settings(settings.policy),
-        rules=RuleSet.load(service_settings.rules_file, known_features=definition.names),
+        rules=RuleSet.load(
+            service_settings.rules_file, known_features=(*definition.names, *SIGNALS)
+        ),
         static=StaticPolicy(service_settings.static_review_amount),
         log=decision_log,
         metrics=metrics,

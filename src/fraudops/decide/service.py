@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from fraudops.decide.rules import RuleOutcome, RuleSet
     from fraudops.decide.shadow import ShadowScorer
     from fraudops.decide.static import StaticPolicy
-    from fraudops.features.online import OnlineFeatures
+    from fraudops.features.online import OnlineFeatures, Served
     from fraudops.monitoring.metrics import Metrics
 
 _log = structlog.get_logger("fraudops.decide")
@@ -243,14 +243,18 @@ class DecisionService:
         row: np.ndarray | None = None
         with self.stage("features"):
             try:
-                row = await self.store_breaker.call(lambda: self._features_of(tx))
+                served = await self.store_breaker.call(lambda: self._features_of(tx))
+                row = served.values
             except Exception as exc:
                 attempt = Attempt("features", reason_of(exc))
                 failures.append(attempt)
                 self._on_fallback("decision", attempt)
         feature_map = None
+        rule_inputs = None
         if row is not None:
             feature_map = dict(zip(self._feature_names, row.tolist(), strict=True))
+            # The rules see the state's signals too; the log and the models only the features.
+            rule_inputs = feature_map | served.signals
 
         if "champion" not in self._model_roles:
             failures.append(Attempt("champion", "not_loaded"))
@@ -258,14 +262,14 @@ class DecisionService:
         if row is not None:
             for model in self.models:
                 steps.append((model.role, self._model_step(model, row, deadline)))
-        steps.append(("rules", self._rules_step(tx, feature_map)))
+        steps.append(("rules", self._rules_step(tx, rule_inputs)))
         steps.append(("static", self._static_step(tx)))
         with self.stage("decide"):
             result = await self._chain.run(steps)
         failures.extend(result.failures)
         answer = result.value
         if result.step in self._model_roles:
-            answer = self._with_always_rules(tx, feature_map, answer)
+            answer = self._with_always_rules(tx, rule_inputs, answer)
         return answer, feature_map, tuple(failures)
 
     async def _decide_shed(self, tx: Transaction) -> _Answer:
@@ -377,9 +381,10 @@ class DecisionService:
             return LabelOutcome(stored=True, applied=False, reason="transaction_not_in_state")
         return LabelOutcome(stored=True, applied=True)
 
-    async def _features_of(self, tx: Transaction) -> np.ndarray:
-        """The features of ``tx``, which joins the state; bounded, so run on the loop."""
-        return self.features.compute_and_update(tx)
+    async def _features_of(self, tx: Transaction) -> Served:
+        """The features and signals of ``tx``, which joins the state; bounded, so run on the
+        loop."""
+        return self.features.serve(tx)
 
     async def _apply_label(self, label: Label) -> bool:
         """Apply ``label`` to the online state; whether the state took it."""

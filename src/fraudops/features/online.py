@@ -4,6 +4,11 @@ Each feature of the definition is compiled once into a small function of the eve
 its card and terminal records; ``compute_and_update`` runs them before the transaction
 joins the state, so a transaction is never in its own history. Peers sharing a timestamp
 are excluded by the window functions, whatever order they arrive in.
+
+Beside the features the engine keeps one *signal* no model is trained on: how long ago a
+fraud on the card was confirmed (``DAYS_SINCE_CARD_FRAUD``). Labels reach the card as well as
+the terminal, so an analyst's verdict marks the card at once, and the rules can decline the
+card's next payments without waiting for the model's next training.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +29,21 @@ from fraudops.types import Label, Transaction
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_MICROS_PER_DAY = 86_400_000_000
+
+DAYS_SINCE_CARD_FRAUD = "days_since_card_fraud_confirmed"
+"""The signal: days since the card's latest confirmed fraud became known; infinite if none."""
+
+SIGNALS = (DAYS_SINCE_CARD_FRAUD,)
+"""The names rules may test beside the definition's features."""
+
+
+class Served(NamedTuple):
+    """What the engine serves for one transaction: its features and its signals."""
+
+    values: np.ndarray
+    """The definition's features, in its order (float64)."""
+    signals: dict[str, float]
 
 
 def to_micros(moment: datetime) -> int:
@@ -247,22 +268,28 @@ class OnlineFeatures:
 
     def compute_and_update(self, tx: Transaction) -> np.ndarray:
         """The features of ``tx`` in definition order (float64); then ``tx`` joins the state."""
+        return self.serve(tx).values
+
+    def serve(self, tx: Transaction) -> Served:
+        """The features and signals of ``tx``; then ``tx`` joins the state."""
         card, terminal = self.state.get_pair(tx.customer_id, tx.terminal_id)
-        values, write = self.compute(tx, card, terminal)
+        served, write = self.compute(tx, card, terminal)
         self.state.put_event(write)
-        return values
+        return served
 
     def compute(
         self, tx: Transaction, card: CardState | None, terminal: TerminalState | None
-    ) -> tuple[np.ndarray, StateWrite]:
-        """The features of ``tx`` from its records, and the records with ``tx`` joined.
+    ) -> tuple[Served, StateWrite]:
+        """The features and signals of ``tx`` from its records, and the records with ``tx``
+        joined.
 
         No I/O: the records are updated in place and returned in the write, so the store is
-        touched only by ``compute_and_update``, once to read and once to write.
+        touched only by ``serve``, once to read and once to write.
         """
         t = to_micros(tx.timestamp)
         card = card or CardState()
         terminal = terminal or TerminalState()
+        signals = {DAYS_SINCE_CARD_FRAUD: _days_since(card.fraud_known_at, t)}
         card.evict(windows.expired_count(card.ts, t, self._card_horizon))
         terminal.evict(windows.expired_count(terminal.ts, t, self._terminal_horizon))
         x, y = _location(tx)
@@ -281,18 +308,24 @@ class OnlineFeatures:
             tx.terminal_id,
             terminal,
             tx_id,
-            TxRef(tx.terminal_id, t),
+            TxRef(tx.terminal_id, t, tx.customer_id),
             t + self._terminal_horizon,
         )
-        return values, write
+        return Served(values, signals), write
 
     def observe_label(self, label: Label) -> None:
-        """Record a label; the latest ``known_at`` wins, a fraud label wins a tie."""
+        """Record a label on its terminal and its card; the latest ``known_at`` wins, a fraud
+        label wins a tie."""
         ref = self.state.get_tx_ref(label.transaction_id)
         terminal = None if ref is None else self.state.get_terminal(ref.terminal_id)
         changed = self.apply_label(label, ref, terminal)
         if ref is not None and changed is not None:
             self.state.put_terminal(ref.terminal_id, changed)
+        if ref is not None and ref.card_id:
+            card = self.state.get_card(ref.card_id)
+            marked = None if card is None else mark_card(card, label, ref)
+            if marked is not None:
+                self.state.put_card(ref.card_id, marked)
 
     def apply_label(
         self, label: Label, ref: TxRef | None, terminal: TerminalState | None
@@ -319,3 +352,37 @@ class OnlineFeatures:
             terminal.is_fraud[index] = label.is_fraud
             return terminal
         return None
+
+
+def mark_card(card: CardState, label: Label, ref: TxRef) -> CardState | None:
+    """Apply ``label`` (for the transaction ``ref`` points to) to its card; the card if changed.
+
+    A fraud label newer than the card's confirmed fraud becomes it. A genuine label clears the
+    card only when it overrules that very fraud with a newer verdict (an earlier fraud it
+    had replaced is not restored). A label claimed known before its transaction is ignored.
+    """
+    known_at = to_micros(label.known_at)
+    if known_at < ref.ts:
+        return None
+    if label.is_fraud:
+        if card.fraud_known_at is not None and known_at <= card.fraud_known_at:
+            return None
+        card.fraud_known_at = known_at
+        card.fraud_transaction_id = label.transaction_id
+        return card
+    if (
+        card.fraud_transaction_id == label.transaction_id
+        and card.fraud_known_at is not None
+        and known_at > card.fraud_known_at
+    ):
+        card.fraud_known_at = None
+        card.fraud_transaction_id = None
+        return card
+    return None
+
+
+def _days_since(known_at: int | None, t: int) -> float:
+    """Days from ``known_at`` to ``t``; infinite when nothing was known strictly before ``t``."""
+    if known_at is None or known_at >= t:
+        return math.inf
+    return (t - known_at) / _MICROS_PER_DAY

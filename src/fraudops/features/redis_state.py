@@ -29,7 +29,8 @@ Layout, under one ``prefix``:
   ``encode()`` as JSON (orjson). No TTL: the engine trims every record's windows as it
   reads it, so a record holds at most its horizon; a card or terminal that stops
   transacting keeps its last record, as in memory.
-- ``{prefix}:txref:{transaction_id}``: ``[terminal_id, ts]`` as JSON.
+- ``{prefix}:txref:{transaction_id}``: ``[terminal_id, ts, card_id]`` as JSON (a
+  reference written before references named the card is ``[terminal_id, ts]``).
 - ``{prefix}:txref-expiry``: a sorted set of transaction ids scored by their reference's
   event-time expiry (µs; exact in a double below 2**53, i.e. for 285 years after 1970).
 
@@ -226,9 +227,9 @@ class RedisFeatureState:
         if raw is None:
             return None
         try:
-            terminal_id, ts = orjson.loads(raw)
-            return TxRef(str(terminal_id), int(ts))
-        except (ValueError, TypeError) as exc:
+            terminal_id, ts, *card_id = orjson.loads(raw)
+            return TxRef(str(terminal_id), int(ts), str(card_id[0]) if card_id else "")
+        except (ValueError, TypeError, IndexError) as exc:
             raise _failed("decoding a transaction reference", key, exc) from exc
 
     def put_tx_ref(self, transaction_id: str, ref: TxRef, expires_at: int) -> None:
@@ -237,7 +238,7 @@ class RedisFeatureState:
         self.flush()
         ttl_ms = max((expires_at - ref.ts) // _MICROS_PER_MILLI, MIN_REF_TTL_MS)
         args = (
-            orjson.dumps([ref.terminal_id, ref.ts]),
+            orjson.dumps(list(ref)),
             expires_at,
             ttl_ms,
             transaction_id,
@@ -368,7 +369,7 @@ class RedisFeatureState:
                 2,
                 self._txref + event.transaction_id,
                 self._expiry,
-                orjson.dumps([ref.terminal_id, ref.ts]),
+                orjson.dumps(list(ref)),
                 event.ref_expires_at,
                 ttl_ms,
                 event.transaction_id,

@@ -24,6 +24,9 @@ class CardState:
     ``located`` is 1 for a transaction whose terminal has a location (``xs``/``ys``),
     0 (with 0.0 coordinates) otherwise. ``last_expired_ts`` is the newest timestamp
     already evicted, so the time since the previous transaction survives the window.
+    ``fraud_known_at`` is when the latest fraud confirmed on this card (an analyst's verdict
+    or a chargeback) became known, and ``fraud_transaction_id`` that fraud; None if none.
+    They outlive the window: a card is compromised however old its confirmed fraud.
     """
 
     ts: list[int] = field(default_factory=list)
@@ -34,6 +37,8 @@ class CardState:
     ys: list[float] = field(default_factory=list)
     located: list[int] = field(default_factory=list)
     last_expired_ts: int | None = None
+    fraud_known_at: int | None = None
+    fraud_transaction_id: str | None = None
 
     def insert(
         self, index: int, t: int, transaction_id: str, amount: float, terminal_id: str,
@@ -73,6 +78,8 @@ class CardState:
             "ys": list(self.ys),
             "located": list(self.located),
             "last_expired_ts": self.last_expired_ts,
+            "fraud_known_at": self.fraud_known_at,
+            "fraud_transaction_id": self.fraud_transaction_id,
         }
 
     @classmethod
@@ -87,6 +94,9 @@ class CardState:
             ys=list(data["ys"]),  # type: ignore[call-overload]
             located=list(data["located"]),  # type: ignore[call-overload]
             last_expired_ts=data["last_expired_ts"],  # type: ignore[arg-type]
+            # Records written before cards carried confirmed frauds have neither key.
+            fraud_known_at=data.get("fraud_known_at"),  # type: ignore[arg-type]
+            fraud_transaction_id=data.get("fraud_transaction_id"),  # type: ignore[arg-type]
         )
 
 
@@ -139,10 +149,15 @@ class TerminalState:
 
 
 class TxRef(NamedTuple):
-    """Where a label must go: the terminal and time of its transaction."""
+    """Where a label must go: the terminal, time and card of its transaction.
+
+    ``card_id`` is empty in a reference stored before references named the card; a label
+    for such a transaction reaches only its terminal.
+    """
 
     terminal_id: str
     ts: int
+    card_id: str = ""
 
 
 class FeatureState(Protocol):

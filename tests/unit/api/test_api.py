@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -226,6 +228,44 @@ def test_a_label_raises_terminal_risk_once_known(
     assert terminal is not None
     index = terminal.transaction_ids.index(tx.transaction_id)
     assert terminal.is_fraud[index]
+
+
+def test_a_fraud_verdict_lets_a_card_rule_decline_the_cards_next_payment(
+    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+) -> None:
+    """An analyst's fraud verdict marks the card at once: the documented opt-in rule
+    ``card_confirmed_fraud`` declines its next payment beside the model, not another card's."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - name: card_confirmed_fraud\n"
+        "    action: decline\n"
+        "    applies: always\n"
+        "    when: {feature: days_since_card_fraud_confirmed, below: 14}\n"
+    )
+    first = next(tx for tx in transactions if tx.amount < 100)
+    later = first.timestamp + timedelta(hours=2)
+    stolen = replace(first, transaction_id="same-card-later", timestamp=later)
+    other = replace(stolen, transaction_id="other-card-later", customer_id="another-card")
+    label = {
+        "transaction_id": first.transaction_id,
+        "is_fraud": True,
+        "source": "analyst",
+        "known_at": (first.timestamp + timedelta(hours=1)).isoformat(),
+    }
+    settings = service_settings(tmp_path, trained_lake.model_dir, rules_file=rules)
+    with running_service(settings) as (client, _):
+        before = client.post("/v1/transactions", json=body_of(first), headers=HEADERS).json()
+        client.post("/v1/labels", json=label, headers=HEADERS)
+        after = client.post("/v1/transactions", json=body_of(stolen), headers=HEADERS).json()
+        elsewhere = client.post("/v1/transactions", json=body_of(other), headers=HEADERS).json()
+    assert ([], "decline", "model", ["card_confirmed_fraud"], []) == (
+        before["rule_hits"],
+        after["action"],
+        after["source"],
+        after["rule_hits"],
+        elsewhere["rule_hits"],
+    )
 
 
 def test_health_readiness_and_metrics(service: Service, transactions: list[Transaction]) -> None:

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 from fraudops.decide.rules import DEFAULT_SCORES, NO_HITS, RuleOutcome, RuleSet
 from fraudops.errors import ConfigError
 from fraudops.features import DEFAULT_FEATURES
+from fraudops.features.online import SIGNALS
 from fraudops.types import Action, Transaction
 
-NAMES = DEFAULT_FEATURES.names
+NAMES = (*DEFAULT_FEATURES.names, *SIGNALS)
+"""What the service lets rules test: the definition's features and the state's signals."""
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "docs" / "rules-example.yaml"
 T0 = datetime(2018, 4, 2, 12, tzinfo=UTC)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fraudops.features import DEFAULT_FEATURES, InMemoryFeatureState, OnlineFeatures
+from fraudops.features.online import DAYS_SINCE_CARD_FRAUD
 from fraudops.features.state import CardState, TerminalState
 from fraudops.types import Label, LabelSource, Transaction
 
@@ -136,14 +137,73 @@ def test_terminal_risk_uses_the_latest_known_label() -> None:
     assert expected == _feature(cleared, "terminal_tx_count_7d")
 
 
+def _days_since_card_fraud(online: OnlineFeatures, tx: Transaction) -> float:
+    return online.serve(tx).signals[DAYS_SINCE_CARD_FRAUD]
+
+
+def test_a_confirmed_fraud_marks_its_card_from_when_it_was_known() -> None:
+    """A fraud verdict reaches the card: its next payments see how many days ago it was known."""
+    online = _online()
+    online.compute_and_update(_tx("stolen", T0, card="c1", terminal="m1"))
+    online.observe_label(_label("stolen", T0 + timedelta(hours=2)))
+    before = _days_since_card_fraud(online, _tx("early", T0 + timedelta(hours=1), card="c1"))
+    after = _days_since_card_fraud(online, _tx("next", T0 + timedelta(days=3, hours=2), card="c1"))
+    other = _days_since_card_fraud(online, _tx("elsewhere", T0 + timedelta(days=3), card="c2"))
+    expected = (math.inf, 3.0, math.inf)
+    assert expected == (before, after, other)
+
+
+def test_a_newer_genuine_verdict_on_the_same_transaction_clears_the_card() -> None:
+    """Overruling the card's fraud clears it; a genuine label on another payment does not."""
+    online = _online()
+    online.compute_and_update(_tx("a", T0, card="c1"))
+    online.compute_and_update(_tx("b", T0 + timedelta(minutes=1), card="c1"))
+    online.observe_label(_label("a", T0 + timedelta(hours=1)))
+    online.observe_label(_label("b", T0 + timedelta(hours=2), fraud=False))
+    still = _days_since_card_fraud(online, _tx("c", T0 + timedelta(days=1, hours=1), card="c1"))
+    online.observe_label(_label("a", T0 + timedelta(days=2), fraud=False))
+    cleared = _days_since_card_fraud(online, _tx("d", T0 + timedelta(days=3), card="c1"))
+    expected = (1.0, math.inf)
+    assert expected == (still, cleared)
+
+
+def test_a_card_keeps_its_latest_confirmed_fraud_and_ignores_premature_ones() -> None:
+    """An older confirmation never replaces a newer one; one known before its payment is void."""
+    online = _online()
+    online.compute_and_update(_tx("a", T0, card="c1"))
+    online.compute_and_update(_tx("b", T0 + timedelta(hours=1), card="c1"))
+    online.observe_label(_label("b", T0 + timedelta(days=2)))
+    online.observe_label(_label("a", T0 + timedelta(days=1)))
+    online.compute_and_update(_tx("c", T0 + timedelta(days=3), card="c2"))
+    online.observe_label(_label("c", T0 + timedelta(days=2)))
+    card = online.state.get_card("c1")
+    assert card is not None
+    expected = ("b", 2.0)
+    assert expected == (
+        card.fraud_transaction_id,
+        _days_since_card_fraud(online, _tx("d", T0 + timedelta(days=4), card="c1")),
+    )
+    assert math.isinf(_days_since_card_fraud(online, _tx("e", T0 + timedelta(days=4), card="c2")))
+
+
 def test_card_state_round_trips_through_json() -> None:
     """A card record survives encode → JSON → decode unchanged."""
     card = CardState()
     card.insert(0, 5, "a", 1.5, "m1", 3.0, 4.0)
     card.insert(1, 9, "b", 2.5, "m2", math.nan, math.nan)
     card.evict(0)
+    card.fraud_known_at, card.fraud_transaction_id = 11, "b"
     decoded = CardState.decode(json.loads(json.dumps(card.encode())))
     assert card == decoded
+
+
+def test_a_card_record_from_before_confirmed_frauds_decodes_unmarked() -> None:
+    """A record stored without the confirmed-fraud keys (an older release) reads as unmarked."""
+    card = CardState()
+    card.insert(0, 5, "a", 1.5, "m1", 3.0, 4.0)
+    stored = card.encode()
+    del stored["fraud_known_at"], stored["fraud_transaction_id"]
+    assert card == CardState.decode(stored)
 
 
 def test_terminal_state_round_trips_through_json() -> None:

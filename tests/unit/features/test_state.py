@@ -87,13 +87,14 @@ def test_written_records_read_back_equal(store: FeatureState) -> None:
     card.insert(0, 10, "t1", 5.0, "m1", 1.0, 2.0)
     card.insert(1, 20, "t2", 0.1, "m2", float("nan"), float("nan"))
     card.evict(0)
+    card.fraud_known_at, card.fraud_transaction_id = 15, "t1"
     terminal = TerminalState()
     terminal.insert(0, 10, "t1")
     terminal.label_known_at[0], terminal.is_fraud[0] = 15, True
     store.put_card("c", card)
     store.put_terminal("m", terminal)
-    store.put_tx_ref("t1", TxRef("m", 10), expires_at=100)
-    expected_ref = TxRef("m", 10)
+    store.put_tx_ref("t1", TxRef("m", 10, "c"), expires_at=100)
+    expected_ref = TxRef("m", 10, "c")
     assert card == store.get_card("c")
     assert terminal == store.get_terminal("m")
     assert expected_ref == store.get_tx_ref("t1")
@@ -144,6 +145,15 @@ def test_records_sit_under_the_documented_keys(redis_store: RedisFeatureState) -
         f"{prefix}:txref-expiry",
     }
     assert expected == {key.decode() for key in redis_store.client.scan_iter(f"{prefix}:*")}
+
+
+def test_a_reference_stored_before_references_named_the_card_still_reads(
+    redis_store: RedisFeatureState,
+) -> None:
+    """``[terminal, ts]`` (an older release's layout) reads as a reference with no card."""
+    redis_store.client.set(f"{redis_store.prefix}:txref:t1", b'["m1",10]')
+    expected = TxRef("m1", 10, "")
+    assert expected == redis_store.get_tx_ref("t1")
 
 
 def test_cards_and_terminals_never_expire_by_wall_clock(redis_store: RedisFeatureState) -> None:
