@@ -26,7 +26,11 @@ The queue: day D's review threshold is the ``capacity``-th highest score of day 
 the model in force on D); a transaction scoring at or above it is reviewed as it arrives
 while the day's budget lasts. A card known compromised by the handbook's rule (a fraud on a
 day from the week's training start to D − 8, its chargeback in) is blocked and never queued,
-so on the test weeks the queue sees exactly the rows the handbook assesses. A model per
+so on the test weeks the queue sees exactly the rows the handbook assesses. With
+``--card-rule-days N`` (the opt-in rule ``card_confirmed_fraud`` of docs/rules-example.yaml),
+a payment on a card with a fraud *known* in the N days before it is declined without review:
+known from its chargeback in every arm, and from its verdict in the feedback arms. Such a
+decline spends no review and counts as stopped. A model per
 week (weeks start on the test weeks' weekday) is fitted as the handbook protocol does:
 LightGBM (``learn.train``), 7 training days ending 8 days before the week, on the features
 the arm's replay computed for those days. Reviews start on ``--feedback-start`` (weeks
@@ -38,13 +42,16 @@ not counted as caught). It measures what fresh labels are worth once a compromis
 apart from whether the queue can find it.
 
 Measured on the handbook's test weeks (2018-08-08 … 09-04) after its known-card removal,
-per week and pooled: ``review_recall`` (frauds among reviewed transactions / all frauds, the
-primary figure), the review precision and reviews per day, and the scores' CP@100, AP and
-AUC; recall is also split into frauds the chargeback delay hides (a compromised terminal's
-fraud with no fraud at that terminal 7 to 30 days before it) and the rest.
+per week and pooled: ``review_recall`` (frauds among reviewed transactions / all frauds),
+``stopped_recall`` (frauds reviewed or declined by the card rule / all frauds: what the
+fraud team stops; the same as review recall without the rule), the genuine payments the
+card rule declined, the review
+precision and reviews per day, and the scores' CP@100, AP and AUC; recall is also split into
+frauds the chargeback delay hides (a compromised terminal's fraud with no fraud at that
+terminal 7 to 30 days before it) and the rest.
 
     .venv/bin/python bench/feedback.py --lake /work/data/lake --out /work/data/feedback \
-        [--capacity 100] [--hours 4] [--oracle-discovery] [--no-parity]
+        [--capacity 100] [--hours 4] [--oracle-discovery] [--card-rule-days N] [--no-parity]
 
 About 4 minutes on one thread with ``--oracle-discovery`` (the offline features are cached
 under ``--out``/cache after the first run, which adds about a minute).
@@ -100,6 +107,7 @@ COMPROMISE_DAYS = 28
 """How long the simulator keeps a terminal compromised."""
 US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 24 * US_PER_HOUR
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -204,6 +212,8 @@ class KnownFrauds:
     known_at: IntArray
     opens_compromise: BoolArray
     """The first compromised-terminal fraud at its terminal in 28 days: a compromise's start."""
+    card: IntArray
+    """The card of each fraud (codes as ``Data.card``)."""
 
 
 def fill_label_features(
@@ -253,6 +263,8 @@ class Data:
     t: IntArray
     day: IntArray
     terminal: IntArray
+    card: IntArray
+    """Each row's card as a code shared with ``KnownFrauds.card``."""
     is_fraud: BoolArray
     blocked: BoolArray
     fraud_index: IntArray
@@ -366,11 +378,13 @@ def load_data(
             ],
         ).df()
     codes = pd.Index(pd.unique(pd.concat([keys["terminal_id"], fraud_rows["terminal_id"]])))
+    cards = pd.Index(pd.unique(pd.concat([keys["customer_id"], fraud_rows["customer_id"]])))
     frauds = KnownFrauds(
         t=fraud_rows["t"].to_numpy(np.int64),
         terminal=codes.get_indexer(fraud_rows["terminal_id"]).astype(np.int64),
         known_at=fraud_rows["t"].to_numpy(np.int64) + CHARGEBACK_DAYS * US_PER_DAY,
         opens_compromise=_opens_compromise(fraud_rows),
+        card=cards.get_indexer(fraud_rows["customer_id"]).astype(np.int64),
     )
     fraud_position = pd.Series(np.arange(len(fraud_rows)), index=fraud_rows["transaction_id"])
     fraud_index = fraud_position.reindex(keys["transaction_id"]).fillna(-1).to_numpy(np.int64)
@@ -388,6 +402,7 @@ def load_data(
         t=t_us,
         day=day,
         terminal=codes.get_indexer(keys["terminal_id"]).astype(np.int64),
+        card=cards.get_indexer(keys["customer_id"]).astype(np.int64),
         is_fraud=is_fraud,
         blocked=blocked,
         fraud_index=fraud_index,
@@ -417,11 +432,28 @@ class ArmRun:
     matrix: FloatArray
     scores: FloatArray
     reviewed: BoolArray
+    card_declined: BoolArray
+    """Declined without review: the card had a fraud confirmed before (verdict or chargeback)."""
     known_at: IntArray
     reviews_by_day: dict[int, int]
     fits: int = 0
     fit_seconds: float = 0.0
     seconds: float = 0.0
+
+
+def card_blocked(rows: IntArray, data: Data, known_at: IntArray, block_us: int) -> BoolArray:
+    """Whether each row's card had a fraud known (``known_at``) in the ``block_us`` before it."""
+    if len(rows) == 0 or block_us <= 0:
+        return np.zeros(len(rows), dtype=bool)
+    t = data.t[rows]
+    near = (known_at < t.max()) & (known_at > t.min() - block_us)
+    left = pd.DataFrame({"row": np.arange(len(rows)), "t": t, "card": data.card[rows]})
+    right = pd.DataFrame({"card": data.frauds.card[near], "k": known_at[near]})
+    pairs = left.merge(right, on="card")
+    pairs = pairs[(pairs["k"] < pairs["t"]) & (pairs["t"] - pairs["k"] < block_us)]
+    blocked = np.zeros(len(rows), dtype=bool)
+    blocked[pairs["row"].to_numpy()] = True
+    return blocked
 
 
 def _day_rows(data: Data, day: date) -> IntArray:
@@ -454,8 +486,19 @@ def _fit(data: Data, run: ArmRun, week: date) -> lgb.Booster:
     return booster
 
 
-def replay(data: Data, arm: Arm, timeline: Timeline, *, capacity: int, hours: int) -> ArmRun:
-    """Run one arm forward in blocks of ``hours``; verdicts known ``hours`` after the tx."""
+def replay(
+    data: Data,
+    arm: Arm,
+    timeline: Timeline,
+    *,
+    capacity: int,
+    hours: int,
+    card_block_us: int = 0,
+) -> ArmRun:
+    """Run one arm forward in blocks of ``hours``; verdicts known ``hours`` after the tx.
+
+    ``card_block_us`` > 0: a card is declined without review for that long after a fraud on
+    it is known."""
     started = time.perf_counter()
     definition = feature_definition(arm.label_delay_days)
     specs = label_features(definition) if arm.label_delay_days == 0 else []
@@ -468,6 +511,7 @@ def replay(data: Data, arm: Arm, timeline: Timeline, *, capacity: int, hours: in
         matrix=data.base[arm.label_delay_days].copy(),
         scores=np.full(len(data.t), np.nan),
         reviewed=np.zeros(len(data.t), dtype=bool),
+        card_declined=np.zeros(len(data.t), dtype=bool),
         known_at=data.frauds.known_at.copy(),
         reviews_by_day={},
     )
@@ -475,8 +519,15 @@ def replay(data: Data, arm: Arm, timeline: Timeline, *, capacity: int, hours: in
         first = data.frauds.opens_compromise
         run.known_at[first] = np.minimum(run.known_at[first], data.frauds.t[first] + verdict_delay)
     frauds = KnownFrauds(
-        data.frauds.t, data.frauds.terminal, run.known_at, data.frauds.opens_compromise
+        data.frauds.t,
+        data.frauds.terminal,
+        run.known_at,
+        data.frauds.opens_compromise,
+        data.frauds.card,
     )
+    # When each fraud is known on its card: its chargeback, or its verdict in the feedback
+    # arms (the oracle's free terminal knowledge marks no card).
+    card_known_at = data.frauds.known_at.copy()
     # Arms without feedback: reviews change no feature, so only the test weeks need models.
     first_week = timeline.feedback_start if arm.feedback else timeline.test_start
     weeks = set(timeline.weeks(first_week))
@@ -489,7 +540,7 @@ def replay(data: Data, arm: Arm, timeline: Timeline, *, capacity: int, hours: in
         threshold = np.inf
         if model is not None:
             yesterday = _day_rows(data, day - timedelta(days=1))
-            candidates = yesterday[~data.blocked[yesterday]]
+            candidates = yesterday[~data.blocked[yesterday] & ~run.card_declined[yesterday]]
             threshold = _threshold(_predict(model, run.matrix[candidates]), capacity)
         budget = capacity
         day_us = _epoch_day(day) * US_PER_DAY
@@ -507,16 +558,18 @@ def replay(data: Data, arm: Arm, timeline: Timeline, *, capacity: int, hours: in
                 continue
             scores = _predict(model, run.matrix[block_rows])
             run.scores[block_rows] = scores
-            queued = block_rows[(scores >= threshold) & ~data.blocked[block_rows]]
+            declined = card_blocked(block_rows, data, card_known_at, card_block_us)
+            run.card_declined[block_rows] = declined
+            queued = block_rows[(scores >= threshold) & ~data.blocked[block_rows] & ~declined]
             picked = queued[:budget]  # rows are in time order: reviewed as they arrive
             budget -= len(picked)
             run.reviewed[picked] = True
             if arm.feedback:
                 found = data.fraud_index[picked]
                 found = found[found >= 0]
-                run.known_at[found] = np.minimum(
-                    run.known_at[found], data.frauds.t[found] + verdict_delay
-                )
+                confirmed = data.frauds.t[found] + verdict_delay
+                run.known_at[found] = np.minimum(run.known_at[found], confirmed)
+                card_known_at[found] = np.minimum(card_known_at[found], confirmed)
         if model is not None:
             run.reviews_by_day[_epoch_day(day)] = capacity - budget
         day += timedelta(days=1)
@@ -537,14 +590,16 @@ class Tally:
     reviewed_frauds: int = 0
     hidden_frauds: int = 0
     hidden_reviewed: int = 0
+    declined_frauds: int = 0
+    """Frauds declined without review because their card was already known compromised."""
+    hidden_declined: int = 0
+    declined_genuine: int = 0
     reviews: int = 0
     days: int = 0
 
     def add(self, other: Tally) -> None:
-        for name in ("frauds", "reviewed_frauds", "hidden_frauds", "hidden_reviewed"):
+        for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.reviews += other.reviews
-        self.days += other.days
 
     def as_dict(self) -> dict[str, Any]:
         visible = self.frauds - self.hidden_frauds
@@ -557,6 +612,12 @@ class Tally:
             "hidden_frauds": self.hidden_frauds,
             "hidden_recall": _rate(self.hidden_reviewed, self.hidden_frauds),
             "visible_recall": _rate(self.reviewed_frauds - self.hidden_reviewed, visible),
+            "card_declined_frauds": self.declined_frauds,
+            "card_declined_genuine": self.declined_genuine,
+            "stopped_recall": _rate(self.reviewed_frauds + self.declined_frauds, self.frauds),
+            "hidden_stopped_recall": _rate(
+                self.hidden_reviewed + self.hidden_declined, self.hidden_frauds
+            ),
         }
 
 
@@ -566,7 +627,9 @@ def measure(data: Data, run: ArmRun, timeline: Timeline, hidden: BoolArray) -> d
     The test rows are the fold's after the handbook's known-card removal, which is also the
     rule the queue blocks cards by, so every review of a test week falls on a test row.
     """
-    frame = data.keys.assign(score=run.scores, reviewed=run.reviewed, hidden=hidden)
+    frame = data.keys.assign(
+        score=run.scores, reviewed=run.reviewed, declined=run.card_declined, hidden=hidden
+    )
     weeks: list[dict[str, Any]] = []
     pooled = Tally()
     ranking: dict[str, list[float]] = {"card_precision_at_100": [], "average_precision": []}
@@ -575,12 +638,16 @@ def measure(data: Data, run: ArmRun, timeline: Timeline, hidden: BoolArray) -> d
         test = assessment_rows(frame, fold).frame
         fraud = test["is_fraud"].to_numpy() == 1
         reviewed = test["reviewed"].to_numpy(bool)
+        declined = test["declined"].to_numpy(bool)
         hide = test["hidden"].to_numpy(bool)
         week = Tally(
             frauds=int(fraud.sum()),
             reviewed_frauds=int((fraud & reviewed).sum()),
             hidden_frauds=int((fraud & hide).sum()),
             hidden_reviewed=int((fraud & hide & reviewed).sum()),
+            declined_frauds=int((fraud & declined).sum()),
+            hidden_declined=int((fraud & hide & declined).sum()),
+            declined_genuine=int((~fraud & declined).sum()),
             reviews=int(reviewed.sum()),
             days=len(fold.test_days),
         )
@@ -707,13 +774,20 @@ def _lift(new: float | None, old: float | None) -> float | None:
 
 
 def lift(arm: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
-    """Relative lift of review recall and CP@100, pooled and per test week."""
+    """Relative lift of stopped and review recall and of CP@100, pooled and per test week."""
     return {
+        "stopped_recall": _lift(
+            arm["pooled"]["stopped_recall"], baseline["pooled"]["stopped_recall"]
+        ),
         "review_recall": _lift(arm["pooled"]["review_recall"], baseline["pooled"]["review_recall"]),
         "card_precision_at_100": _lift(
             arm["pooled"]["card_precision_at_100_mean"],
             baseline["pooled"]["card_precision_at_100_mean"],
         ),
+        "stopped_recall_per_week": [
+            _lift(a["stopped_recall"], b["stopped_recall"])
+            for a, b in zip(arm["weeks"], baseline["weeks"], strict=True)
+        ],
         "review_recall_per_week": [
             _lift(a["review_recall"], b["review_recall"])
             for a, b in zip(arm["weeks"], baseline["weeks"], strict=True)
@@ -752,6 +826,12 @@ def main() -> None:
         action="store_true",
         help="Also run the diagnostic arm told each compromise's first fraud after --hours.",
     )
+    parser.add_argument(
+        "--card-rule-days",
+        type=float,
+        default=0.0,
+        help="Decline a card this many days after a fraud on it is known (0: no card rule).",
+    )
     parser.add_argument("--no-parity", action="store_true", help="Skip the offline rebuild.")
     args = parser.parse_args()
     if args.capacity < 1 or args.hours < 1:
@@ -768,7 +848,14 @@ def main() -> None:
     if args.oracle_discovery:
         arms.append(Arm("feedback_oracle_discovery", 0, feedback=True, oracle_discovery=True))
     runs = {
-        arm.name: replay(data, arm, timeline, capacity=args.capacity, hours=args.hours)
+        arm.name: replay(
+            data,
+            arm,
+            timeline,
+            capacity=args.capacity,
+            hours=args.hours,
+            card_block_us=round(args.card_rule_days * US_PER_DAY),
+        )
         for arm in arms
     }
     # Hidden by the delay: a compromised terminal's fraud when chargebacks show no fraud at
@@ -782,6 +869,7 @@ def main() -> None:
         "settings": {
             "capacity_per_day": args.capacity,
             "verdict_hours": args.hours,
+            "card_rule_days": args.card_rule_days,
             "chargeback_days": CHARGEBACK_DAYS,
             "feedback_start": str(timeline.feedback_start),
             "test_weeks": f"{timeline.test_start}…{timeline.last_day}",
@@ -805,11 +893,14 @@ def main() -> None:
             for baseline in ("no_feedback", "handbook")
         },
     }
-    best = max(("no_feedback", "handbook"), key=lambda a: arms_out[a]["pooled"]["review_recall"])
-    headline = results["lift"][f"feedback_vs_{best}"]["review_recall"]
-    results["lift"]["review_recall_vs_best_baseline"] = headline
-    results["lift"]["best_baseline"] = best
-    results["lift"]["met"] = headline is not None and headline >= TARGET_LIFT
+    for measure_name in ("stopped_recall", "review_recall"):
+        best = max(("no_feedback", "handbook"), key=lambda a: arms_out[a]["pooled"][measure_name])
+        headline = results["lift"][f"feedback_vs_{best}"][measure_name]
+        results["lift"][measure_name] = {
+            "lift_vs_best_baseline": headline,
+            "best_baseline": best,
+            "met": headline is not None and headline >= TARGET_LIFT,
+        }
     if args.oracle_discovery:
         results["lift"]["diagnostic_oracle_discovery_vs_handbook"] = lift(
             arms_out["feedback_oracle_discovery"], arms_out["handbook"]
