@@ -225,7 +225,8 @@ def build_runtime(
 
     state = state if state is not None else _state(settings)
 
-    store = store if store is not None else SqlDecisionStore(settings.decision_log.url)
+    if store is None:
+        store = SqlDecisionStore(settings.decision_log.url, now=(clock or SystemClock()).now)
     settings.decision_log.spill_dir.mkdir(parents=True, exist_ok=True)
     decision_log = BufferedDecisionLog(
         store,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -188,7 +188,13 @@ _decisions = sa.Table(
     sa.Column("degraded_reason", sa.String, nullable=True),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("trace_id", sa.String, nullable=True),
+    # When the log wrote the record (the writer's clock). Readers that tail the log follow
+    # this, not decided_at: a decision written late (buffered or spilled through an outage of
+    # this database) is then new to them rather than behind their cursor. Null only between
+    # adding the column to an older table and filling it (see ``_upgrade``).
+    sa.Column("logged_at", _UTC_TIME, nullable=True),
 )
+_logged_index = sa.Index("ix_decisions_logged", _decisions.c.logged_at, _decisions.c.transaction_id)
 
 _labels = sa.Table(
     "labels",
@@ -219,14 +225,23 @@ class SqlDecisionStore:
     connect timeout, and every pooled connection is pinged before use, so a restarted
     database is reconnected rather than failing the next write.
 
-    Tables are created if missing (``metadata.create_all``); Alembic migrations replace
-    this in a later issue. If the database is down when the store is built, the store is
-    still built and creating the tables is retried by the next call, so a service can start
-    (and buffer decisions) during an outage. Every database failure is a StoreError.
+    Tables are created if missing (``metadata.create_all``), and a ``decisions`` table from
+    an older release gains ``logged_at``; Alembic migrations are still to replace this. Each
+    record is stamped ``logged_at`` with ``now()`` when written. If the database is down
+    when the store is built, the store is still built and creating the tables is retried by
+    the next call, so a service can start (and buffer decisions) during an outage. Every
+    database failure is a StoreError.
     """
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout_s: float = 2.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.url = url
+        self._now = now
         self._engine = create_engine(url, what=_WHAT, connect_timeout_s=connect_timeout_s)
         self._schema_lock = threading.Lock()
         self._schema_ready = threading.Event()
@@ -242,7 +257,8 @@ class SqlDecisionStore:
         """Store records and labels in one transaction; already stored ones are ignored."""
         if not decisions and not labels:
             return
-        decision_rows = [_decision_row(record) for record in decisions]
+        logged_at = self._now().astimezone(UTC)
+        decision_rows = [_decision_row(record, logged_at) for record in decisions]
         label_rows = [_label_row(label) for label in labels]
         self._ensure_schema()
         try:
@@ -331,9 +347,29 @@ class SqlDecisionStore:
                 return
             try:
                 _metadata.create_all(self._engine, checkfirst=True)
+                _upgrade(self._engine)
             except SQLAlchemyError as exc:
                 raise store_error("create tables", exc, what=_WHAT) from exc
             self._schema_ready.set()
+
+
+def _upgrade(engine: sa.Engine) -> None:
+    """Bring a ``decisions`` table made by an older release up to date, in one transaction.
+
+    It lacks ``logged_at``: the column is added, and each existing record's is its
+    ``decided_at`` (the best estimate of when it was written), so a saved tailing position
+    keeps its meaning. Idempotent; another process upgrading at the same time makes this
+    one's ALTER fail, which the caller reports and the next call retries.
+    """
+    columns = {column["name"] for column in sa.inspect(engine).get_columns("decisions")}
+    if "logged_at" in columns:
+        return
+    column_type = _UTC_TIME.compile(dialect=engine.dialect)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"ALTER TABLE decisions ADD COLUMN logged_at {column_type}"))
+        connection.execute(sa.update(_decisions).values(logged_at=_decisions.c.decided_at))
+        connection.execute(sa.schema.CreateIndex(_logged_index))
+    _log.info("decision_log.upgraded", added="logged_at")
 
 
 def _finite(features: Mapping[str, float | None]) -> dict[str, float | None]:
@@ -392,9 +428,10 @@ def _optional_float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _decision_row(record: DecisionRecord) -> dict[str, Any]:
+def _decision_row(record: DecisionRecord, logged_at: datetime) -> dict[str, Any]:
     decision, tx = record.decision, record.transaction
     return {
+        "logged_at": logged_at,
         "transaction_id": decision.transaction_id,
         "decided_at": record.decided_at,
         # SQLite stores the wall-clock digits and drops the offset, so always bind UTC.

@@ -79,7 +79,7 @@ intake_cursors = sa.Table(
     "review_intake_cursors",
     metadata,
     sa.Column("name", sa.String, primary_key=True),
-    sa.Column("decided_at", UTC_TIME, nullable=False),
+    sa.Column("logged_at", UTC_TIME, nullable=False),
     sa.Column("transaction_id", sa.String, nullable=False),
     sa.Column("updated_at", UTC_TIME, nullable=False),
 )

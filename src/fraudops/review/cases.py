@@ -153,9 +153,10 @@ class QueueStats:
 
 @dataclass(frozen=True, slots=True)
 class IntakeCursor:
-    """How far the intake has read the decision log: the last record it handled."""
+    """How far the intake has read the decision log: the last record it handled, by when
+    the log wrote it."""
 
-    decided_at: datetime
+    logged_at: datetime
     transaction_id: str
 
 

@@ -9,6 +9,7 @@ only reads it, through a table description of the columns it needs, so the two s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,19 +45,35 @@ _decisions = sa.table(
     sa.column("degraded_reason", sa.String),
     sa.column("latency_ms", sa.Float),
     sa.column("trace_id", sa.String),
+    sa.column("logged_at", UTC_TIME),
 )
 _c = _decisions.c
 
 
 class DecisionReader(Protocol):
-    """Reads decision records in the order they were decided."""
+    """Reads decision records in the order the log wrote them, or by when they were decided."""
 
     def since(
         self, cursor: IntakeCursor | None, limit: int, *, before: datetime | None = None
-    ) -> Sequence[DecisionRecord]:
-        """Up to ``limit`` records after ``cursor`` (all from the start if None) and decided
-        before ``before``, ordered by (decided_at, transaction_id)."""
+    ) -> Sequence[LoggedDecision]:
+        """Up to ``limit`` records written after ``cursor`` (all from the start if None) and
+        before ``before``, ordered by (logged_at, transaction_id)."""
         ...
+
+    def decided_in(
+        self, start: datetime, end: datetime, after: str | None, limit: int
+    ) -> Sequence[DecisionRecord]:
+        """Up to ``limit`` records decided in ``[start, end)``, ordered by (decided_at,
+        transaction_id), after the record of transaction ``after`` (from the start if None)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedDecision:
+    """A decision record and when the log wrote it (the tailing position)."""
+
+    record: DecisionRecord
+    logged_at: datetime
 
 
 class SqlDecisionReader:
@@ -72,22 +89,46 @@ class SqlDecisionReader:
 
     def since(
         self, cursor: IntakeCursor | None, limit: int, *, before: datetime | None = None
-    ) -> list[DecisionRecord]:
-        """Up to ``limit`` records after ``cursor`` and decided before ``before``, in order."""
+    ) -> list[LoggedDecision]:
+        """Up to ``limit`` records written after ``cursor`` and before ``before``, in order."""
         if limit < 1:
             raise InputError(f"limit must be at least 1, got {limit}")
-        query = self._select().order_by(_c.decided_at, _c.transaction_id).limit(limit)
+        query = self._select().order_by(_c.logged_at, _c.transaction_id).limit(limit)
+        query = query.where(_c.logged_at.is_not(None))
         if cursor is not None:
-            at = utc(cursor.decided_at)
+            at = utc(cursor.logged_at)
             query = query.where(
                 sa.or_(
-                    _c.decided_at > at,
-                    sa.and_(_c.decided_at == at, _c.transaction_id > cursor.transaction_id),
+                    _c.logged_at > at,
+                    sa.and_(_c.logged_at == at, _c.transaction_id > cursor.transaction_id),
                 )
             )
         if before is not None:
-            query = query.where(_c.decided_at < utc(before))
-        return self._records("read new decisions", query)
+            query = query.where(_c.logged_at < utc(before))
+        rows = self._rows("read new decisions", query)
+        return [LoggedDecision(_record(row), as_utc(row["logged_at"])) for row in rows]
+
+    def decided_in(
+        self, start: datetime, end: datetime, after: str | None, limit: int
+    ) -> list[DecisionRecord]:
+        """Up to ``limit`` records decided in ``[start, end)`` after transaction ``after``."""
+        if limit < 1:
+            raise InputError(f"limit must be at least 1, got {limit}")
+        query = (
+            self._select()
+            .where(_c.decided_at >= utc(start), _c.decided_at < utc(end))
+            .order_by(_c.decided_at, _c.transaction_id)
+            .limit(limit)
+        )
+        if after is not None:
+            last = sa.select(_c.decided_at).where(_c.transaction_id == after).scalar_subquery()
+            query = query.where(
+                sa.or_(
+                    _c.decided_at > last,
+                    sa.and_(_c.decided_at == last, _c.transaction_id > after),
+                )
+            )
+        return self._records("read decisions by time", query)
 
     def card_history(self, card_id: str, before: datetime, limit: int = 20) -> list[DecisionRecord]:
         """The card's ``limit`` latest decisions before ``before``, newest first."""
@@ -135,12 +176,14 @@ class SqlDecisionReader:
         return sa.select(_decisions)
 
     def _records(self, operation: str, query: sa.Select[Any]) -> list[DecisionRecord]:
+        return [_record(row) for row in self._rows(operation, query)]
+
+    def _rows(self, operation: str, query: sa.Select[Any]) -> Sequence[sa.RowMapping]:
         try:
             with self._engine.connect() as connection:
-                rows = connection.execute(query).mappings().all()
+                return connection.execute(query).mappings().all()
         except SQLAlchemyError as exc:
             raise store_error(operation, exc, what="decision log") from exc
-        return [_record(row) for row in rows]
 
 
 def _record(values: sa.RowMapping) -> DecisionRecord:

@@ -98,11 +98,14 @@ class IntakeReport:
 class CaseIntake:
     """Opens cases from the decision log as it grows, resuming from a saved cursor.
 
-    Only decisions older than ``settle`` are read, so a decision still in the log's write
-    buffer when the intake passes is not skipped. A decision that reaches the log later
-    still (replayed from the spill files after an outage of the log's database) is behind
-    the cursor: :meth:`backfill` over the outage's window opens its case, and is harmless
-    to repeat, since opening is idempotent.
+    The intake follows the order the log *wrote* records in (``logged_at``), not the order
+    they were decided in, so a decision that reaches the log late (buffered, or replayed
+    from the spill files after an outage of the log's database, or from a replica that lost
+    its connection for a while) is still ahead of the cursor and gets its case. Only
+    records written more than ``settle`` ago are read, so writers' clocks may disagree by
+    up to that much, and a transaction still committing when the intake passes is not
+    skipped. :meth:`backfill` opens the cases of a window of decision times again (say,
+    after a change of the audit sample rate); opening is idempotent.
     """
 
     def __init__(
@@ -140,14 +143,14 @@ class CaseIntake:
         """
         cursor = self.store.cursor(self.name)
         before = self.clock.now() - self.settle
-        records = self.reader.since(cursor, self.batch_size, before=before)
-        if not records:
+        logged = self.reader.since(cursor, self.batch_size, before=before)
+        if not logged:
             return IntakeReport(0, 0, cursor)
-        opened = self._open(records)
-        last = records[-1]
-        cursor = IntakeCursor(last.decided_at, last.transaction_id)
+        opened = self._open([entry.record for entry in logged])
+        last = logged[-1]
+        cursor = IntakeCursor(last.logged_at, last.record.transaction_id)
         self.store.save_cursor(self.name, cursor, self.clock.now())
-        return IntakeReport(len(records), len(opened), cursor)
+        return IntakeReport(len(logged), len(opened), cursor)
 
     def drain(self, max_batches: int = 1000) -> IntakeReport:
         """Run batches until one comes back short (caught up) or ``max_batches`` ran."""
@@ -160,23 +163,27 @@ class CaseIntake:
         return total
 
     def backfill(self, start: datetime, end: datetime) -> IntakeReport:
-        """Open the cases of every decision made in ``[start, end)``; the cursor is untouched."""
-        cursor = IntakeCursor(start, "")  # every id sorts after "", so ``start`` is included
+        """Open the cases of every decision made in ``[start, end)``; the cursor is untouched.
+
+        The report's cursor is None: a backfill has no position in the log's write order.
+        """
+        after: str | None = None
         total = IntakeReport(0, 0, None)
         while True:
-            records = self.reader.since(cursor, self.batch_size, before=end)
+            records = self.reader.decided_in(start, end, after, self.batch_size)
             if not records:
                 return total
             opened = self._open(records)
-            cursor = IntakeCursor(records[-1].decided_at, records[-1].transaction_id)
-            total = total + IntakeReport(len(records), len(opened), cursor)
+            after = records[-1].transaction_id
+            total = total + IntakeReport(len(records), len(opened), None)
             if len(records) < self.batch_size:
                 return total
 
     def lag(self) -> timedelta | None:
-        """How far behind now the saved cursor is; None before the first batch."""
+        """How far behind now the saved cursor is (by the log's write time); None before the
+        first batch."""
         cursor = self.store.cursor(self.name)
-        return None if cursor is None else self.clock.now() - cursor.decided_at
+        return None if cursor is None else self.clock.now() - cursor.logged_at
 
     def run(
         self, stop: threading.Event, *, interval_s: float = 1.0, max_backoff_s: float = 30.0

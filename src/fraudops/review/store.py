@@ -56,7 +56,7 @@ class SqlCaseStore:
         self._upsert_cursor = cursor_insert.on_conflict_do_update(
             index_elements=["name"],
             set_={
-                "decided_at": cursor_insert.excluded.decided_at,
+                "logged_at": cursor_insert.excluded.logged_at,
                 "transaction_id": cursor_insert.excluded.transaction_id,
                 "updated_at": cursor_insert.excluded.updated_at,
             },
@@ -262,7 +262,7 @@ class SqlCaseStore:
             row = connection.execute(sa.select(table).where(table.c.name == name)).first()
         if row is None:
             return None
-        return IntakeCursor(as_utc(row.decided_at), row.transaction_id)
+        return IntakeCursor(as_utc(row.logged_at), row.transaction_id)
 
     def save_cursor(self, name: str, cursor: IntakeCursor, now: datetime) -> None:
         """Save the position of intake ``name``."""
@@ -271,7 +271,7 @@ class SqlCaseStore:
                 self._upsert_cursor,
                 {
                     "name": name,
-                    "decided_at": utc(cursor.decided_at),
+                    "logged_at": utc(cursor.logged_at),
                     "transaction_id": cursor.transaction_id,
                     "updated_at": utc(now),
                 },

@@ -8,15 +8,19 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy import make_url
 
 from fraudops.decide.log import SqlDecisionStore
 from fraudops.errors import ConfigError, StoreError
+from fraudops.review.decisions import SqlDecisionReader
+from fraudops.sql import create_engine
 from fraudops.types import LabelSource
 from tests.faults import TcpProxy
 from tests.services import POSTGRES_URL, require_port
@@ -236,3 +240,26 @@ def test_a_store_built_during_an_outage_creates_its_tables_later(
     store.write(SAMPLES)
     assert len(SAMPLES) == store.count()
     store.close()
+
+
+def test_a_decisions_table_from_an_older_release_gains_its_write_times(store_url: str) -> None:
+    """An older ``decisions`` table (no ``logged_at``) is upgraded when a store opens it: its
+    records are dated by their decision time, new ones by when they are written."""
+    older = SqlDecisionStore(store_url)
+    older.write([SAMPLES[0]])
+    older.close()
+    engine = create_engine(store_url, what="the test's decision log")
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP INDEX ix_decisions_logged"))
+        connection.execute(sa.text("ALTER TABLE decisions DROP COLUMN logged_at"))
+    engine.dispose()
+    written_at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    upgraded = SqlDecisionStore(store_url, now=lambda: written_at)
+    upgraded.write([SAMPLES[1]])
+    reader = SqlDecisionReader(store_url)
+    try:
+        logged = [(entry.record, entry.logged_at) for entry in reader.since(None, 10)]
+    finally:
+        reader.close()
+        upgraded.close()
+    assert [(SAMPLES[0], SAMPLES[0].decided_at), (SAMPLES[1], written_at)] == logged

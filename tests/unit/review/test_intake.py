@@ -86,30 +86,61 @@ def decision_log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
             yield url
 
 
-def test_the_reader_gives_back_what_the_decision_log_wrote(decision_log_url: str) -> None:
-    """Records written by the decision log read back equal, in decision order."""
-    log = SqlDecisionStore(decision_log_url)
-    records = [make_record(n, source="rules" if n % 2 else "model") for n in (3, 1, 2)]
-    log.write(records)
+def test_the_reader_gives_back_what_the_decision_log_wrote(
+    decision_log_url: str, clock: ManualClock
+) -> None:
+    """Records read back equal, in the order written (a batch by id), with their write time."""
+    log = SqlDecisionStore(decision_log_url, now=clock.now)
+    first = [make_record(n, source="rules" if n % 2 else "model") for n in (3, 1)]
+    log.write(first)
+    clock.advance(timedelta(seconds=1))
+    log.write([make_record(2)])
     reader = SqlDecisionReader(decision_log_url)
     try:
-        assert sorted(records, key=lambda r: r.decided_at) == reader.since(None, 10)
+        logged = reader.since(None, 10)
+        assert [first[1], first[0], make_record(2)] == [entry.record for entry in logged]
+        assert [T0, T0, T0 + timedelta(seconds=1)] == [entry.logged_at for entry in logged]
     finally:
         reader.close()
         log.close()
 
 
-def test_the_reader_resumes_after_its_cursor_and_stops_before_a_time(tmp_path: Path) -> None:
-    """since() returns records strictly after the cursor and decided before ``before``."""
+def test_the_reader_resumes_after_its_cursor_and_stops_before_a_time(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """since() returns records written strictly after the cursor and before ``before``."""
+    url = f"sqlite:///{tmp_path}/decisions.db"
+    log = SqlDecisionStore(url, now=clock.now)
+    log.write([make_record(n) for n in (1, 2, 3)])
+    clock.advance(timedelta(seconds=9))
+    log.write([make_record(9)])
+    reader = SqlDecisionReader(url)
+    after_first = reader.since(IntakeCursor(T0, "tx-000001"), 10)
+    before_nine = reader.since(None, 10, before=T0 + timedelta(seconds=9))
+    assert ["tx-000002", "tx-000003", "tx-000009"] == [
+        entry.record.transaction_id for entry in after_first
+    ]
+    assert ["tx-000001", "tx-000002", "tx-000003"] == [
+        entry.record.transaction_id for entry in before_nine
+    ]
+    reader.close()
+    log.close()
+
+
+def test_the_reader_reads_a_window_of_decision_times_in_pages(tmp_path: Path) -> None:
+    """decided_in() pages through ``[start, end)`` by decision time, whenever written."""
     url = f"sqlite:///{tmp_path}/decisions.db"
     log = SqlDecisionStore(url)
-    same_time = T0 + timedelta(seconds=1)
-    log.write([make_record(n, decided_at=same_time) for n in (1, 2, 3)] + [make_record(9)])
+    same_time = T0 + timedelta(seconds=2)
+    log.write([make_record(9), make_record(3, decided_at=same_time)])
+    log.write([make_record(n, decided_at=same_time) for n in (2, 1)] + [make_record(5)])
     reader = SqlDecisionReader(url)
-    after_first = reader.since(IntakeCursor(same_time, "tx-000001"), 10)
-    before_nine = reader.since(None, 10, before=T0 + timedelta(seconds=9))
-    assert ["tx-000002", "tx-000003", "tx-000009"] == [r.transaction_id for r in after_first]
-    assert ["tx-000001", "tx-000002", "tx-000003"] == [r.transaction_id for r in before_nine]
+    start, end = T0 + timedelta(seconds=2), T0 + timedelta(seconds=9)
+    first_page = reader.decided_in(start, end, None, 2)
+    second_page = reader.decided_in(start, end, first_page[-1].transaction_id, 2)
+    assert [["tx-000001", "tx-000002"], ["tx-000003", "tx-000005"]] == [
+        [r.transaction_id for r in page] for page in (first_page, second_page)
+    ]
     reader.close()
     log.close()
 
@@ -138,7 +169,7 @@ class Intake:
     """A decision log, a case store and the intake between them, on SQLite files."""
 
     def __init__(self, root: Path, clock: ManualClock, case_url: str | None = None) -> None:
-        self.log = SqlDecisionStore(f"sqlite:///{root}/decisions.db")
+        self.log = SqlDecisionStore(f"sqlite:///{root}/decisions.db", now=clock.now)
         self.reader = SqlDecisionReader(f"sqlite:///{root}/decisions.db")
         self.database = ReviewDatabase(case_url or f"sqlite:///{root}/review.db")
         self.store = SqlCaseStore(self.database)
@@ -168,7 +199,7 @@ def test_the_intake_opens_cases_and_resumes_after_a_restart(
     clock.advance(timedelta(minutes=5))
     report = setup.intake.drain()
     assert (6, 5) == (report.read, report.opened)
-    assert IntakeCursor(T0 + timedelta(seconds=6), "tx-000006") == setup.store.cursor("decisions")
+    assert IntakeCursor(T0, "tx-000006") == setup.store.cursor("decisions")
     restarted = Intake(tmp_path, clock)
     assert (0, 0) == (restarted.intake.drain().read, setup.store.stats(clock.now()).escalated)
     assert 5 == setup.store.stats(clock.now()).open
@@ -176,27 +207,43 @@ def test_the_intake_opens_cases_and_resumes_after_a_restart(
     restarted.close()
 
 
-def test_the_intake_waits_for_decisions_to_settle(tmp_path: Path, clock: ManualClock) -> None:
-    """A decision younger than the settle time is left for a later pass."""
+def test_the_intake_waits_for_records_to_settle(tmp_path: Path, clock: ManualClock) -> None:
+    """A record written less than the settle time ago is left for a later pass, however
+    long ago it was decided."""
     setup = Intake(tmp_path, clock)
-    setup.log.write([make_record(1, decided_at=clock.now() - timedelta(seconds=10))])
-    assert 0 == setup.intake.run_once().read
+    setup.log.write([make_record(1, decided_at=clock.now() - timedelta(minutes=10))])
     clock.advance(timedelta(seconds=25))
+    assert 0 == setup.intake.run_once().read
+    clock.advance(timedelta(seconds=10))
     assert 1 == setup.intake.run_once().opened
     setup.close()
 
 
-def test_backfill_opens_cases_behind_the_cursor(tmp_path: Path, clock: ManualClock) -> None:
-    """A decision that reached the log after the cursor passed it is opened by a backfill."""
+def test_a_decision_written_late_still_gets_its_case(tmp_path: Path, clock: ManualClock) -> None:
+    """A decision that reaches the log after the cursor passed its decision time (replayed
+    from the spill files after an outage) is opened by the next pass, with no backfill."""
     setup = Intake(tmp_path, clock)
     setup.log.write([make_record(10)])
     clock.advance(timedelta(minutes=5))
-    setup.intake.drain()
-    setup.log.write([make_record(5)])  # replayed late from the log's spill files
-    assert 0 == setup.intake.drain().read
-    report = setup.intake.backfill(T0, T0 + timedelta(minutes=1))
-    assert (2, 1) == (report.read, report.opened)
+    assert (1, 1) == (setup.intake.drain().read, setup.store.stats(clock.now()).open)
+    setup.log.write([make_record(5)])  # decided at T0 + 5 s, written 5 minutes later
+    clock.advance(timedelta(minutes=1))
+    report = setup.intake.drain()
+    assert (1, 1) == (report.read, report.opened)
     assert CaseStatus.OPEN == setup.store.get("tx-000005").status
+    setup.close()
+
+
+def test_backfill_opens_the_cases_of_a_window_again(tmp_path: Path, clock: ManualClock) -> None:
+    """A backfill reads every decision made in its window, leaves the cursor, and opens only
+    what is not open yet."""
+    setup = Intake(tmp_path, clock)
+    setup.log.write([make_record(n) for n in (1, 2, 3)] + [make_record(90)])
+    clock.advance(timedelta(minutes=5))
+    setup.intake.drain()
+    cursor = setup.store.cursor("decisions")
+    report = setup.intake.backfill(T0, T0 + timedelta(minutes=1))
+    assert (3, 0, cursor) == (report.read, report.opened, setup.store.cursor("decisions"))
     setup.close()
 
 

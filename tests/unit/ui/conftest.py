@@ -111,7 +111,7 @@ def make_parts(folder: Path) -> Desk:
         ("ada", Role.ADMIN),
     ):
         desk.users.add(name, role, PASSWORD, by="cli:test", now=clock.now())
-    decisions = SqlDecisionStore(f"sqlite:///{folder / 'decisions.db'}")
+    decisions = SqlDecisionStore(f"sqlite:///{folder / 'decisions.db'}", now=clock.now)
     return Desk(desk, clock, decisions)
 
 
