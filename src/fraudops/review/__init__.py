@@ -37,7 +37,7 @@ from fraudops.review.intake import (
 )
 from fraudops.review.permissions import PERMISSIONS, Permission, allowed, authorise
 from fraudops.review.promotion import PERMISSION_OF, approver, move_champion
-from fraudops.review.ratelimit import SignInLimiter
+from fraudops.review.ratelimit import InMemorySignInLimiter, SignInLimiter, SqlSignInLimiter
 from fraudops.review.store import SqlCaseStore
 from fraudops.review.users import Role, SqlUserStore, User, UserStore
 
@@ -57,6 +57,7 @@ __all__ = [
     "CaseStatus",
     "CaseStore",
     "DecisionReader",
+    "InMemorySignInLimiter",
     "IntakeCursor",
     "IntakeReport",
     "Permission",
@@ -68,6 +69,7 @@ __all__ = [
     "SqlAuditTrail",
     "SqlCaseStore",
     "SqlDecisionReader",
+    "SqlSignInLimiter",
     "SqlUserStore",
     "User",
     "UserStore",

@@ -83,3 +83,13 @@ intake_cursors = sa.Table(
     sa.Column("transaction_id", sa.String, nullable=False),
     sa.Column("updated_at", UTC_TIME, nullable=False),
 )
+
+sign_in_failures = sa.Table(
+    "review_sign_in_failures",
+    metadata,
+    sa.Column("id", SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String, nullable=False),
+    sa.Column("at", UTC_TIME, nullable=False),
+    sa.Index("ix_review_sign_in_failures_key", "key", "at"),
+    sa.Index("ix_review_sign_in_failures_at", "at"),
+)

@@ -44,7 +44,7 @@ from fraudops.review.cases import (
 )
 from fraudops.review.database import ReviewDatabase
 from fraudops.review.permissions import Permission, allowed, authorise
-from fraudops.review.ratelimit import SignInLimiter
+from fraudops.review.ratelimit import SignInLimiter, SqlSignInLimiter
 from fraudops.review.store import SqlCaseStore
 from fraudops.review.users import Role, SqlUserStore, User, UserStore
 from fraudops.types import Label
@@ -359,7 +359,7 @@ def open_review_desk(
         SqlUserStore(database, hasher),
         SqlAuditTrail(database),
         clock,
-        SignInLimiter(clock, max_failures=sign_in_max_failures, window=sign_in_window),
+        SqlSignInLimiter(database, clock, max_failures=sign_in_max_failures, window=sign_in_window),
         lock_ttl=lock_ttl,
         daily_capacity=daily_capacity,
     )

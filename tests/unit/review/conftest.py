@@ -18,7 +18,7 @@ from fraudops.clock import ManualClock
 from fraudops.review.audit import SqlAuditTrail
 from fraudops.review.database import ReviewDatabase
 from fraudops.review.desk import ReviewDesk
-from fraudops.review.ratelimit import SignInLimiter
+from fraudops.review.ratelimit import SqlSignInLimiter
 from fraudops.review.store import SqlCaseStore
 from fraudops.review.users import Role, SqlUserStore
 from tests.services import POSTGRES_URL, require_port
@@ -122,7 +122,7 @@ def desk(database: ReviewDatabase, users: SqlUserStore, clock: ManualClock) -> R
         users,
         SqlAuditTrail(database),
         clock,
-        SignInLimiter(clock, max_failures=3, window=timedelta(minutes=10)),
+        SqlSignInLimiter(database, clock, max_failures=3, window=timedelta(minutes=10)),
         lock_ttl=timedelta(minutes=15),
         daily_capacity=3,
     )

@@ -1,22 +1,42 @@
-"""The sign-in rate limiter: a sliding window per username and per address, bounded."""
+"""The sign-in rate limiters: a sliding window per username and per address, the same in
+memory and in the review database (SQLite and PostgreSQL); memory bounded, rows shared."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from fraudops.clock import ManualClock
 from fraudops.errors import SignInLimitedError
-from fraudops.review.ratelimit import SignInLimiter
+from fraudops.review import _schema
+from fraudops.review.database import ReviewDatabase
+from fraudops.review.ratelimit import InMemorySignInLimiter, SignInLimiter, SqlSignInLimiter
+from tests.unit.review.conftest import postgres_schema_url
 
 WINDOW = timedelta(minutes=10)
 
 
-@pytest.fixture
-def limiter(clock: ManualClock) -> SignInLimiter:
-    """Three failures within ten minutes block a key."""
-    return SignInLimiter(clock, max_failures=3, window=WINDOW, max_keys=10)
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def limiter(
+    request: pytest.FixtureRequest, clock: ManualClock, tmp_path: Path
+) -> Iterator[SignInLimiter]:
+    """Three failures within ten minutes block a key: in memory, or in each database."""
+    if request.param == "memory":
+        yield InMemorySignInLimiter(clock, max_failures=3, window=WINDOW, max_keys=10)
+        return
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path}/review.db"
+        else:
+            url = stack.enter_context(postgres_schema_url())
+        database = ReviewDatabase(url)
+        stack.callback(database.close)
+        yield SqlSignInLimiter(database, clock, max_failures=3, window=WINDOW)
 
 
 def fail(limiter: SignInLimiter, username: str, client: str, times: int) -> None:
@@ -69,8 +89,36 @@ def test_a_good_sign_in_clears_the_username_but_not_the_address(limiter: SignInL
         limiter.check("cy", "10.0.0.1")
 
 
-def test_memory_is_bounded_by_max_keys(limiter: SignInLimiter) -> None:
+def test_memory_is_bounded_by_max_keys(clock: ManualClock) -> None:
     """A flood of distinct names and addresses keeps at most max_keys keys."""
+    limiter = InMemorySignInLimiter(clock, max_failures=3, window=WINDOW, max_keys=10)
     for n in range(100):
         fail(limiter, f"user-{n}", f"10.0.{n}.1", 5)
     assert 10 == limiter.tracked_keys()
+
+
+def test_replicas_on_one_database_share_the_limit(
+    database: ReviewDatabase, clock: ManualClock
+) -> None:
+    """Failures counted by one process's limiter block the next attempt at another's."""
+    first = SqlSignInLimiter(database, clock, max_failures=3, window=WINDOW)
+    second = SqlSignInLimiter(ReviewDatabase(database.url), clock, max_failures=3, window=WINDOW)
+    fail(first, "ann", "10.0.0.1", 2)
+    fail(second, "ann", "10.0.0.2", 1)
+    with pytest.raises(SignInLimitedError):
+        first.check("ann", "10.0.0.3")
+    second.database.close()
+
+
+def test_the_table_keeps_only_failures_inside_the_window(
+    database: ReviewDatabase, clock: ManualClock
+) -> None:
+    """Each failure deletes those older than the window, so the rows stay bounded."""
+    limiter = SqlSignInLimiter(database, clock, max_failures=3, window=WINDOW)
+    for n in range(20):
+        limiter.failed(f"user-{n}", f"10.0.{n}.1")
+    clock.advance(WINDOW)
+    limiter.failed("late", "10.1.1.1")
+    with database.begin("count") as connection:
+        keys = connection.execute(sa.select(_schema.sign_in_failures.c.key)).scalars().all()
+    assert ["client:10.1.1.1", "user:late"] == sorted(keys)
