@@ -147,13 +147,13 @@ class DecisionService:
             "decision", on_fallback=self._on_fallback
         )
         self._feature_names = tuple(f.name for f in features.definition.features)
-        # The online state runs on the event loop, which also serialises it: no update of
-        # a card or terminal can interleave with another. Each access is bounded: memory
-        # is ~0.1 ms of computation, and Redis is one round trip (the read, carrying the
-        # previous transaction's deferred write) under a socket timeout of
-        # ``store_timeout_s``, after which the store's breaker takes it out of the path.
-        # (A thread per call, and redis.asyncio, were measured first: each cost more than
-        # the whole decision; see ``features.redis_state``.)
+        # The online state runs on the event loop. Memory is ~0.1 ms of computation, done
+        # at once. Redis is one round trip on a pipelined connection (the read, carrying
+        # the deferred writes), awaited under ``store_timeout_s`` while the loop serves
+        # other requests; the engine locks the card and terminal from read to write, and
+        # the store's breaker takes Redis out of the path after failures. (A thread per
+        # call, and redis.asyncio, were measured first: each cost more than the whole
+        # decision; see ``features.redis_state``.)
         self._on_decision = on_decision
         # The challenger in shadow: handed the served features after the decision, never
         # waited for (a full queue drops), its scores logged and never acted on.
@@ -383,13 +383,13 @@ class DecisionService:
 
     async def _features_of(self, tx: Transaction) -> Served:
         """The features and signals of ``tx``, which joins the state; bounded, so run on the
-        loop."""
-        return self.features.serve(tx)
+        loop (a remote store is awaited, not blocked on)."""
+        return await self.features.serve_async(tx)
 
     async def _apply_label(self, label: Label) -> bool:
         """Apply ``label`` to the online state; whether the state took it."""
         before = self.features.labels_applied
-        self.features.observe_label(label)
+        await self.features.observe_label_async(label)
         return self.features.labels_applied > before
 
     # ---------------------------------------------------------------- lookups

@@ -13,9 +13,11 @@ card's next payments without waiting for the model's next training.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -24,7 +26,14 @@ import numpy as np
 
 from fraudops.features import windows
 from fraudops.features.definition import Aggregate, Entity, Feature, FeatureDefinition, Kind
-from fraudops.features.state import CardState, FeatureState, StateWrite, TerminalState, TxRef
+from fraudops.features.state import (
+    AsyncReads,
+    CardState,
+    FeatureState,
+    StateWrite,
+    TerminalState,
+    TxRef,
+)
 from fraudops.types import Label, Transaction
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -265,6 +274,46 @@ class OnlineFeatures:
             COMPILERS[(feature.kind, feature.entity, feature.aggregate)](feature)
             for feature in definition.features
         ]
+        self._reads = state if isinstance(state, AsyncReads) else None
+        self._locks = EntityLocks()
+
+    async def serve_async(self, tx: Transaction) -> Served:
+        """``serve`` for a caller on the event loop.
+
+        A store with async reads (Redis) is awaited, so the loop serves other transactions
+        meanwhile; the card and the terminal are locked from the read to the write, so two
+        transactions of one card or terminal still update it one after the other. Any other
+        store is read and written at once, as ``serve`` does.
+        """
+        reads = self._reads
+        if reads is None:
+            return self.serve(tx)
+        async with self._locks.holding(f"card:{tx.customer_id}", f"terminal:{tx.terminal_id}"):
+            card, terminal = await reads.fetch_pair(tx.customer_id, tx.terminal_id)
+            served, write = self.compute(tx, card, terminal)
+            self.state.put_event(write)
+        return served
+
+    async def observe_label_async(self, label: Label) -> None:
+        """``observe_label`` for a caller on the event loop (see ``serve_async``)."""
+        reads = self._reads
+        if reads is None:
+            self.observe_label(label)
+            return
+        ref = await reads.fetch_tx_ref(label.transaction_id)
+        if ref is None:
+            self.apply_label(label, None, None)  # counted as ignored
+            return
+        terminal_key = f"terminal:{ref.terminal_id}"
+        keys = (f"card:{ref.card_id}", terminal_key) if ref.card_id else (terminal_key,)
+        async with self._locks.holding(*keys):
+            card, terminal = await reads.fetch_pair(ref.card_id, ref.terminal_id)
+            changed = self.apply_label(label, ref, terminal)
+            if changed is not None:
+                self.state.put_terminal(ref.terminal_id, changed)
+            marked = None if card is None or not ref.card_id else mark_card(card, label, ref)
+            if marked is not None:
+                self.state.put_card(ref.card_id, marked)
 
     def compute_and_update(self, tx: Transaction) -> np.ndarray:
         """The features of ``tx`` in definition order (float64); then ``tx`` joins the state."""
@@ -386,3 +435,32 @@ def _days_since(known_at: int | None, t: int) -> float:
     if known_at is None or known_at >= t:
         return math.inf
     return (t - known_at) / _MICROS_PER_DAY
+
+
+class EntityLocks:
+    """Per-entity locks for one event loop, made on demand and dropped when free.
+
+    ``holding`` takes its keys in the order given; every caller names a card before a
+    terminal, so two callers never wait for each other in a cycle.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, asyncio.Future[None]] = {}
+
+    @asynccontextmanager
+    async def holding(self, *keys: str) -> AsyncIterator[None]:
+        """Hold ``keys`` for the block, waiting (in turn) for whoever holds one of them."""
+        taken: list[str] = []
+        try:
+            for key in keys:
+                while (released := self._held.get(key)) is not None:
+                    await asyncio.shield(released)
+                self._held[key] = asyncio.get_running_loop().create_future()
+                taken.append(key)
+            yield
+        finally:
+            for key in reversed(taken):
+                self._held.pop(key).set_result(None)
+
+    def __len__(self) -> int:
+        return len(self._held)

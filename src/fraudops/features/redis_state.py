@@ -1,27 +1,35 @@
 """The online feature state in Redis, so any replica of the decision service can score any card.
 
-The decision service calls it on its event loop. Every call is bounded by the socket
-timeout (``timeout_s``, the store's timeout), so a hung Redis stalls the loop at most that
-long per call until the store's breaker opens. The alternatives were measured and lost: a
-thread per call must win the interpreter lock back from the busy loop at every socket wait
-(the queue grew until the store timed out at 500 requests/s), and ``redis.asyncio`` spends
-about 2,600 Python calls and over 1 ms of CPU per transaction (at 200 requests/s its
-breaker opened and 73 % of decisions fell back to the static policy).
+Two ways in. The synchronous methods (the ``FeatureState`` Protocol) use a redis-py client
+whose every call is bounded by the socket timeout (``timeout_s``): for scripts, replays and
+tests. The decision service, on its event loop, awaits ``fetch_pair`` and ``fetch_tx_ref``
+(``AsyncReads``) instead: one round trip each on a pipelined connection
+(``features.redis_pipe``), during which the loop serves other requests rather than
+blocking. The blocking client stalled the whole loop whenever Redis waited for a core,
+and the tail followed: p99 at 500 requests/s on this 2-core machine, in paired 30 s runs
+(``bench/service.py --rates 500 --duration 30``), 7.8 and 9.2 ms awaited against 9.7 and
+10.0 ms blocking while the machine was quiet, 17 against 43 ms while it was busy, for the
+same CPU per request (0.86-0.97 against 0.98 ms). Other async ways
+were measured before and lost: a thread per call must win the interpreter lock back from
+the busy loop at every socket wait (the queue grew until the store timed out at 500
+requests/s), and ``redis.asyncio`` spends about 2,600 Python calls and over 1 ms of CPU per
+transaction (at 200 requests/s its breaker opened and 73 % of decisions fell back to the
+static policy). Once a store has been fetched from, its writes go through the pipe too, in
+order behind the fetches; use one way or the other on a store, not both at once.
 
-Deferred writes (``write_delay_s`` > 0): a transaction's ``put_event`` is held back and
-sent in the same pipeline as the next read, ahead of it (Redis runs a pipeline in order, so
-the read sees the write), or by a timer on the running event loop after ``write_delay_s``
-if no read comes first, or by ``flush``/``close``. A transaction then costs one round trip
-instead of two; while the loop waits on a round trip it does nothing else, and on a busy
-machine each round trip also waits for Redis to be scheduled. Every other operation writes
-the deferred ones first, so this store still reads what was written, in order. The price:
-another replica sees a transaction's write up to ``write_delay_s`` later; a crash loses the
-state writes of the last ``write_delay_s`` at most (the decisions themselves are in the
-decision log); and a failed write is reported by the next read, not by the write.
-A failed flush keeps the writes, to go again with the next read; that read then raises
-``StoreError`` if Redis is still failing, and the writes are dropped only at ``close``
+Deferred writes: a transaction's ``put_event`` (and, on the async path, every write) is
+held back and sent in the same round trip as the next read, ahead of it (Redis runs a
+connection's commands in order, so the read sees the write), or by a timer on the running
+event loop after ``write_delay_s`` if no read comes first, or by ``flush``/``close``. A
+transaction then costs one round trip instead of two. The price: another replica sees a
+transaction's write up to ``write_delay_s`` later; a crash loses the state writes of the
+last ``write_delay_s`` at most (the decisions themselves are in the decision log); and a
+failed write is reported by the next read, not by the write. A failed round trip keeps
+its writes, to go again (in order, ahead of newer ones) with the next read; that read
+raises ``StoreError`` if Redis is still failing. Writes are dropped only at ``close``
 (which raises) or past ``MAX_DEFERRED`` (the write that overflows raises). With no running
-event loop (a script, a thread) ``put_event`` writes through, as with ``write_delay_s`` 0.
+event loop (a script, a thread) the synchronous path writes through, as with
+``write_delay_s`` 0.
 
 Layout, under one ``prefix``:
 
@@ -58,9 +66,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, cast
 
+import hiredis
 import orjson
 import redis
 from redis.backoff import NoBackoff
@@ -68,6 +79,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.retry import Retry
 
 from fraudops.errors import StoreError
+from fraudops.features.redis_pipe import RedisPipe, RedisPipeError
 from fraudops.features.state import CardState, StateWrite, TerminalState, TxRef
 
 EXPIRE_BATCH = 1_000
@@ -80,6 +92,8 @@ MAX_DEFERRED = 64
 """The most transactions' writes held back at once; the one past it writes them all now."""
 
 _Command = tuple[str | bytes | int, ...]
+_Group = tuple[_Command, ...]
+"""The commands of one write (a transaction's three, or one record's SET)."""
 
 _MICROS_PER_MILLI = 1_000
 
@@ -128,8 +142,14 @@ class RedisFeatureState:
         # (NOSCRIPT); a transaction's round trip calls it by SHA and does the same itself
         # (through a redis-py pipeline it would cost a SCRIPT EXISTS round trip each time).
         self._put_ref = client.register_script(_PUT_REF_SCRIPT)
-        self._deferred: list[StateWrite] = []
+        self._deferred: list[_Group] = []
         self._flush_timer: asyncio.TimerHandle | None = None
+        # The async path (``fetch_*``): one pipelined connection on the loop of the first
+        # fetch; batches of writes sent on it and not yet answered, oldest first.
+        self._pipe: RedisPipe | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inflight: deque[list[_Group]] = deque()
+        self._flushing: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_url(
@@ -160,21 +180,27 @@ class RedisFeatureState:
             raise StoreError(f"Redis PING failed: {type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
-        """Write what is deferred, then close the client and its connections.
+        """Write what is deferred or unanswered, then close the client and its connections.
 
-        ``StoreError`` if the deferred writes could not be written (they are then lost);
-        the client is closed either way. A flush timer still pending is left alone (this may
-        run on another thread than its loop's): it will find nothing to write.
+        ``StoreError`` if those writes could not be written (they are then lost); the client
+        is closed either way. Call it once requests have stopped (it may run on another
+        thread than the loop's); a flush timer still pending will find nothing to write.
+        Writes the pipe sent but Redis had not answered are written again (they are whole
+        records, so writing one twice in order changes nothing).
         """
+        unanswered = [group for batch in self._inflight for group in batch]
+        self._inflight.clear()
+        self._deferred[:0] = unanswered
         try:
             self.flush()
         finally:
             self._deferred.clear()
+            self._close_pipe()
             self.client.close()
 
     @property
     def deferred(self) -> int:
-        """How many transactions' writes are held back, waiting for the next round trip."""
+        """How many writes are held back, waiting for the next round trip."""
         return len(self._deferred)
 
     def flush(self) -> None:
@@ -183,7 +209,7 @@ class RedisFeatureState:
         After a failure the writes stay deferred, to be tried again with the next round trip.
         """
         if self._deferred:
-            self._pipeline("put_event", self._card + self._deferred[0].card_id, ())
+            self._pipeline("put_event", self._first_deferred_key(), ())
 
     def get_card(self, card_id: str) -> CardState | None:
         """The card's record, or None for a card never seen."""
@@ -198,9 +224,16 @@ class RedisFeatureState:
             raise _failed("decoding a card", key, exc) from exc
 
     def put_card(self, card_id: str, state: CardState) -> None:
-        """Store the card's record (no TTL: the engine trims its windows)."""
+        """Store the card's record (no TTL: the engine trims its windows).
+
+        On the async path it goes with the next round trip on the pipe, like ``put_event``.
+        """
+        value = orjson.dumps(state.encode())
+        if self._pipe is not None:
+            self._defer((("SET", self._card + card_id, value),))
+            return
         self.flush()
-        self._set("put_card", self._card + card_id, orjson.dumps(state.encode()))
+        self._set("put_card", self._card + card_id, value)
 
     def get_terminal(self, terminal_id: str) -> TerminalState | None:
         """The terminal's record, or None for a terminal never seen."""
@@ -215,22 +248,23 @@ class RedisFeatureState:
             raise _failed("decoding a terminal", key, exc) from exc
 
     def put_terminal(self, terminal_id: str, state: TerminalState) -> None:
-        """Store the terminal's record (no TTL: the engine trims its windows)."""
+        """Store the terminal's record (no TTL: the engine trims its windows).
+
+        On the async path it goes with the next round trip on the pipe, like ``put_event``.
+        """
+        value = orjson.dumps(state.encode())
+        if self._pipe is not None:
+            self._defer((("SET", self._terminal + terminal_id, value),))
+            return
         self.flush()
-        self._set("put_terminal", self._terminal + terminal_id, orjson.dumps(state.encode()))
+        self._set("put_terminal", self._terminal + terminal_id, value)
 
     def get_tx_ref(self, transaction_id: str) -> TxRef | None:
         """The transaction's reference, or None if unknown or expired."""
         key = self._txref + transaction_id
         self.flush()
         raw = self._get("get_tx_ref", key)
-        if raw is None:
-            return None
-        try:
-            terminal_id, ts, *card_id = orjson.loads(raw)
-            return TxRef(str(terminal_id), int(ts), str(card_id[0]) if card_id else "")
-        except (ValueError, TypeError, IndexError) as exc:
-            raise _failed("decoding a transaction reference", key, exc) from exc
+        return None if raw is None else _decode_ref(key, raw)
 
     def put_tx_ref(self, transaction_id: str, ref: TxRef, expires_at: int) -> None:
         """Store ``ref``; references whose expiry is at or before ``ref.ts`` are dropped."""
@@ -259,6 +293,28 @@ class RedisFeatureState:
         ((raw_card, raw_terminal),) = self._pipeline(
             "get_pair", card_key, [("MGET", card_key, terminal_key)]
         )
+        return self._decode_pair(card_key, raw_card, terminal_key, raw_terminal)
+
+    async def fetch_pair(
+        self, card_id: str, terminal_id: str
+    ) -> tuple[CardState | None, TerminalState | None]:
+        """``get_pair`` without blocking the loop: one round trip on the pipe, carrying the
+        writes deferred before it, while the loop serves other requests."""
+        card_key, terminal_key = self._card + card_id, self._terminal + terminal_id
+        ((raw_card, raw_terminal),) = await self._pipeline_async(
+            "get_pair", card_key, [("MGET", card_key, terminal_key)]
+        )
+        return self._decode_pair(card_key, raw_card, terminal_key, raw_terminal)
+
+    async def fetch_tx_ref(self, transaction_id: str) -> TxRef | None:
+        """``get_tx_ref`` without blocking the loop (see ``fetch_pair``)."""
+        key = self._txref + transaction_id
+        (raw,) = await self._pipeline_async("get_tx_ref", key, [("GET", key)])
+        return None if raw is None else _decode_ref(key, raw)
+
+    def _decode_pair(
+        self, card_key: str, raw_card: bytes | None, terminal_key: str, raw_terminal: bytes | None
+    ) -> tuple[CardState | None, TerminalState | None]:
         try:
             card = None if raw_card is None else CardState.decode(orjson.loads(raw_card))
         except (ValueError, KeyError, TypeError) as exc:
@@ -277,7 +333,11 @@ class RedisFeatureState:
         Deferred to the next round trip when ``write_delay_s`` > 0 and an event loop runs
         (see the module's docstring).
         """
-        self._deferred.append(event)
+        group = self._event_commands(event)
+        if self._pipe is not None:
+            self._defer(group)
+            return
+        self._deferred.append(group)
         if self.write_delay_s <= 0.0 or len(self._deferred) > MAX_DEFERRED:
             self._write_deferred_now()
             return
@@ -289,6 +349,22 @@ class RedisFeatureState:
                 return
             self._flush_timer = loop.call_later(self.write_delay_s, self._flush_when_due)
 
+    def _defer(self, group: _Group) -> None:
+        """On the async path: hold ``group`` for the next round trip on the pipe, which a
+        timer sends after ``write_delay_s`` if no fetch comes first. Past ``MAX_DEFERRED``
+        (Redis unreachable for a while) the oldest writes are dropped, and StoreError says so.
+        """
+        self._deferred.append(group)
+        if self._flush_timer is None and self._loop is not None:
+            self._flush_timer = self._loop.call_later(self.write_delay_s, self._flush_when_due)
+        overflow = len(self._deferred) - MAX_DEFERRED
+        if overflow > 0:
+            del self._deferred[:overflow]
+            raise StoreError(
+                f"Redis writes lost: {overflow} held past the bound of {MAX_DEFERRED} while"
+                " Redis did not answer"
+            )
+
     def _write_deferred_now(self) -> None:
         try:
             self.flush()
@@ -299,10 +375,105 @@ class RedisFeatureState:
 
     def _flush_when_due(self) -> None:
         self._flush_timer = None
+        if self._pipe is not None:
+            task = asyncio.ensure_future(self._flush_async())
+            self._flushing.add(task)  # a strong reference until it ends
+            task.add_done_callback(self._flushing.discard)
+            return
         # A failure keeps the writes deferred; the next read carries them and reports
         # the failure (as StoreError) if Redis is still failing.
         with contextlib.suppress(StoreError):
             self.flush()
+
+    async def _flush_async(self) -> None:
+        if self._deferred:
+            # A failure keeps the writes (see ``_settle``); the next fetch reports it.
+            with contextlib.suppress(StoreError):
+                await self._pipeline_async("put_event", self._first_deferred_key(), ())
+
+    def _first_deferred_key(self) -> str:
+        """The key the first deferred write sets, to name in an error."""
+        return str(self._deferred[0][0][1])
+
+    def _async_pipe(self) -> RedisPipe:
+        """The pipe, made on the first fetch; from then on writes go through it, in order."""
+        if self._pipe is None:
+            kwargs = self.client.connection_pool.connection_kwargs
+            self._pipe = RedisPipe(
+                kwargs.get("host", "127.0.0.1"),
+                int(kwargs.get("port", 6379)),
+                timeout_s=float(kwargs.get("socket_timeout") or 1.0),
+                db=int(kwargs.get("db", 0)),
+                username=kwargs.get("username"),
+                password=kwargs.get("password"),
+                # A new connection (first, or after Redis restarted) loads the script first,
+                # so the transaction writes' EVALSHA finds it.
+                setup=[("SCRIPT", "LOAD", _PUT_REF_SCRIPT)],
+            )
+            self._loop = asyncio.get_running_loop()
+        return self._pipe
+
+    def _close_pipe(self) -> None:
+        pipe, loop = self._pipe, self._loop
+        if pipe is None or loop is None or loop.is_closed():
+            return
+        if loop.is_running() and not _on_loop_thread(loop):
+            loop.call_soon_threadsafe(pipe.close)
+        else:
+            pipe.close()
+
+    async def _pipeline_async(
+        self, operation: str, key: str, reads: Sequence[_Command]
+    ) -> list[Any]:
+        """The deferred writes, then ``reads``, in one exchange on the pipe; the replies to
+        ``reads``. The writes leave the store's hands only once Redis has answered them
+        (``_settle``), whatever becomes of the caller."""
+        pipe = self._async_pipe()
+        try:
+            link = await pipe.connected()
+        except RedisPipeError as exc:
+            raise _failed(operation, key, exc) from exc
+        # Nothing awaits from here to the send, so writes and reads keep their order.
+        batch, self._deferred = self._deferred, []
+        commands = [command for group in batch for command in group]
+        commands.extend(reads)
+        future = link.send(commands)
+        if batch:
+            self._inflight.append(batch)
+            future.add_done_callback(partial(self._settle, batch, len(commands) - len(reads)))
+        try:
+            replies = await pipe.wait(link, future)
+        except RedisPipeError as exc:
+            raise _failed(operation, key, exc) from exc
+        error = next((reply for reply in replies if isinstance(reply, hiredis.ReplyError)), None)
+        if error is not None:
+            raise _failed(operation, key, error)
+        return replies[len(commands) - len(reads) :]
+
+    def _settle(self, batch: list[_Group], writes: int, future: asyncio.Future[list[Any]]) -> None:
+        """Account for a batch of writes once the pipe has its answer.
+
+        Answered and taken: the batch is done. Failed with the connection, or a write
+        refused (say NOSCRIPT after a SCRIPT FLUSH): this batch and every later one go again,
+        in order, ahead of newer writes, and on a refusal the connection is dropped so the
+        later batches cannot land first (a new connection loads the script again). The
+        batches are whole records, so sending one again in order changes nothing.
+        """
+        if not any(sent is batch for sent in self._inflight):
+            return  # an earlier batch's failure already put this one back
+        failed = future.cancelled() or future.exception() is not None
+        if not failed:
+            replies = future.result()[:writes]
+            failed = any(isinstance(reply, hiredis.ReplyError) for reply in replies)
+            if failed and self._pipe is not None:
+                self._pipe.close()
+        if failed:
+            # Replies come in order, so every batch before this one has settled already.
+            again = [group for sent in self._inflight for group in sent]
+            self._inflight.clear()
+            self._deferred[:0] = again
+            return
+        self._inflight = deque(sent for sent in self._inflight if sent is not batch)
 
     def _pipeline(self, operation: str, key: str, reads: Sequence[_Command]) -> list[Any]:
         """The deferred writes, then ``reads``, in one round trip; the replies to ``reads``.
@@ -311,8 +482,8 @@ class RedisFeatureState:
         the script (restarted, SCRIPT FLUSH) gets it again and the commands once more: the
         writes are idempotent.
         """
-        events = list(self._deferred)
-        commands = [command for event in events for command in self._event_commands(event)]
+        groups = list(self._deferred)
+        commands = [command for group in groups for command in group]
         commands.extend(reads)
         replies = self._round_trip(operation, key, commands)
         if any(isinstance(reply, NoScriptError) for reply in replies):
@@ -324,7 +495,7 @@ class RedisFeatureState:
         error = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
         if error is not None:
             raise _failed(operation, key, error) from error
-        del self._deferred[: len(events)]
+        del self._deferred[: len(groups)]
         return replies[len(commands) - len(reads) :]
 
     def _round_trip(self, operation: str, key: str, commands: Sequence[_Command]) -> list[Any]:
@@ -390,3 +561,18 @@ class RedisFeatureState:
             self.client.set(key, value)
         except RedisError as exc:
             raise _failed(operation, key, exc) from exc
+
+
+def _decode_ref(key: str, raw: bytes) -> TxRef:
+    try:
+        terminal_id, ts, *card_id = orjson.loads(raw)
+        return TxRef(str(terminal_id), int(ts), str(card_id[0]) if card_id else "")
+    except (ValueError, TypeError, IndexError) as exc:
+        raise _failed("decoding a transaction reference", key, exc) from exc
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 NO_LABEL = -1
 """``label_known_at`` of a transaction whose label has not been seen."""
@@ -190,6 +190,23 @@ class FeatureState(Protocol):
     def put_event(self, event: StateWrite) -> None:
         """Write one transaction's card, terminal and reference at once."""
         ...
+
+
+@runtime_checkable
+class AsyncReads(Protocol):
+    """Reads a remote store also offers without blocking the event loop.
+
+    A caller on the loop awaits them instead of ``get_pair``/``get_tx_ref``. Other
+    transactions then run while one waits, so the caller must keep two updates of one card
+    or terminal from interleaving (``OnlineFeatures`` locks the entities it reads). Once a
+    store has been read this way, its writes go the same way, in order.
+    """
+
+    async def fetch_pair(
+        self, card_id: str, terminal_id: str
+    ) -> tuple[CardState | None, TerminalState | None]: ...
+
+    async def fetch_tx_ref(self, transaction_id: str) -> TxRef | None: ...
 
 
 class StateWrite(NamedTuple):

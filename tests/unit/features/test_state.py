@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -479,3 +480,130 @@ def test_past_the_bound_deferred_writes_go_at_once(redis_store: RedisFeatureStat
 
     assert 0 == asyncio.run(write_many())
     assert _event(card_id="c0", transaction_id="t0").card == redis_store.get_card("c0")
+
+
+# The async path: reads awaited on one pipelined connection, writes in order behind them.
+
+
+def test_async_reads_carry_the_writes_deferred_before_them(redis_store: RedisFeatureState) -> None:
+    """After a first fetch, every write (event or record) goes ahead of the next fetch."""
+    store = _deferring(redis_store, delay_s=60.0)
+    relabelled = _event().terminal
+    relabelled.label_known_at[0], relabelled.is_fraud[0] = 20, True
+
+    async def fetch_write_fetch() -> tuple[object, ...]:
+        first = await store.fetch_pair("c", "m")
+        store.put_event(_event())
+        store.put_terminal("m", relabelled)
+        held = store.deferred
+        pair = await store.fetch_pair("c", "m")
+        ref = await store.fetch_tx_ref("t1")
+        store.close()
+        return first, held, pair, ref, store.deferred
+
+    expected = ((None, None), 2, (_event().card, relabelled), TxRef("m", 10), 0)
+    assert expected == asyncio.run(fetch_write_fetch())
+
+
+def test_async_writes_without_a_fetch_are_sent_by_the_timer(
+    redis_store: RedisFeatureState,
+) -> None:
+    """On the async path the timer sends the writes on the pipe, without blocking the loop."""
+    store = _deferring(redis_store, delay_s=0.01)
+
+    async def write_and_wait() -> int:
+        await store.fetch_pair("c", "m")
+        store.put_event(_event())
+        await asyncio.sleep(0.2)
+        held = store.deferred
+        store.close()
+        return held
+
+    assert 0 == asyncio.run(write_and_wait())
+    expected = (_event().card, _event().terminal, TxRef("m", 10))
+    assert expected == (*redis_store.get_pair("c", "m"), redis_store.get_tx_ref("t1"))
+
+
+def test_concurrent_transactions_of_one_card_update_it_in_turn(
+    redis_store: RedisFeatureState,
+) -> None:
+    """Thirty transactions of one card over two terminals, all in flight at once, get the
+    features one engine in memory computes one after the other: none misses another."""
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    transactions = [
+        Transaction(f"t{n}", start + timedelta(minutes=n), "c1", f"m{n % 2}", 10.0 + n)
+        for n in range(30)
+    ]
+    in_memory = OnlineFeatures(DEFAULT_FEATURES, InMemoryFeatureState())
+    expected = np.vstack([in_memory.serve(tx).values for tx in transactions])
+    store = _deferring(redis_store, delay_s=0.005)
+    engine = OnlineFeatures(DEFAULT_FEATURES, store)
+
+    async def all_at_once() -> np.ndarray:
+        served = await asyncio.gather(*(engine.serve_async(tx) for tx in transactions))
+        store.close()
+        return np.vstack([one.values for one in served])
+
+    assert np.array_equal(expected, asyncio.run(all_at_once()), equal_nan=True)
+
+
+def test_the_async_engine_over_redis_computes_what_the_engine_in_memory_does(
+    make_lake: LakeFactory, redis_store: RedisFeatureState
+) -> None:
+    """Transactions and labels through serve_async and observe_label_async give the in-memory
+    engine's rows and label counts exactly."""
+    lake = make_lake(LakeSpec(days=45, tx_per_day=25, cards=20, terminals=30, seed=5))
+    events = sorted(lake_events(lake), key=event_order)
+    in_memory = OnlineFeatures(DEFAULT_FEATURES, InMemoryFeatureState())
+    _, expected = _replay_features(events, [in_memory])
+    store = _deferring(redis_store, delay_s=0.005)
+    engine = OnlineFeatures(DEFAULT_FEATURES, store)
+
+    async def replay() -> list[np.ndarray]:
+        rows = []
+        for event in events:
+            if isinstance(event, Label):
+                await engine.observe_label_async(event)
+            else:
+                rows.append((await engine.serve_async(event)).values)
+        store.close()
+        return rows
+
+    actual = np.vstack(asyncio.run(replay()))
+    assert np.array_equal(expected, actual, equal_nan=True)
+    assert (in_memory.labels_applied, in_memory.labels_ignored) == (
+        engine.labels_applied,
+        engine.labels_ignored,
+    )
+
+
+def test_async_reads_fail_as_store_errors_and_keep_the_writes_through_an_outage() -> None:
+    """A stopped Redis fails the fetch (StoreError naming it) and the writes wait; a hung one
+    times out; once Redis is back the next fetch lands the writes and reads them."""
+    timeout_s = 0.1
+    with private_redis() as server:
+        store = RedisFeatureState.from_url(server.url, timeout_s=timeout_s, write_delay_s=60.0)
+
+        async def across_outages() -> tuple[BaseException | None, int, float, object]:
+            await store.fetch_pair("c", "m")
+            store.put_event(_event())
+            server.stop()
+            with pytest.raises(StoreError, match="get_pair") as refused:
+                await store.fetch_pair("c", "m")
+            held_while_down = store.deferred
+            server.start()
+            server.pause()
+            started = time.monotonic()
+            with pytest.raises(StoreError, match="get_pair"):
+                await store.fetch_pair("c", "m")
+            waited = time.monotonic() - started
+            server.resume()
+            pair = await store.fetch_pair("c", "m")
+            store.close()
+            return refused.value.__cause__, held_while_down, waited, pair
+
+        cause, held, waited, pair = asyncio.run(across_outages())
+    assert isinstance(cause, ConnectionError)
+    assert 1 == held
+    assert waited < 20 * timeout_s  # generous against a stalled machine
+    assert (_event().card, _event().terminal) == pair
