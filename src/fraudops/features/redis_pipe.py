@@ -32,6 +32,9 @@ import hiredis
 
 Command = tuple[str | bytes | int, ...]
 
+_GRACE_TURNS = 2
+"""Loop turns a timed-out exchange waits for a reply already received but not yet read."""
+
 
 class RedisPipeError(ConnectionError):
     """The connection failed: refused, lost, too slow, or a stream that cannot be read."""
@@ -167,6 +170,14 @@ class RedisPipe:
             async with asyncio.timeout(self.timeout_s):
                 return await asyncio.shield(future)
         except TimeoutError:
+            # On a busy loop the timer can fire before the loop has read a reply that is
+            # already there (a stalled loop, not a slow Redis): let it poll once more.
+            for _ in range(_GRACE_TURNS):
+                if future.done():
+                    break
+                await asyncio.sleep(0)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                return future.result()
             error = RedisPipeError(f"Redis did not answer within {self.timeout_s * 1000:.0f} ms")
             if link.oldest_wait_s() >= self.stale_s:
                 link.fail(RedisPipeError(f"Redis answered nothing for {self.stale_s:g} s"))
