@@ -461,6 +461,3 @@ class EntityLocks:
         finally:
             for key in reversed(taken):
                 self._held.pop(key).set_result(None)
-
-    def __len__(self) -> int:
-        return len(self._held)

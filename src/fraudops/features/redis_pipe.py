@@ -67,6 +67,9 @@ class _Link(asyncio.Protocol):
         if self.closed or self.transport is None:
             future.set_exception(RedisPipeError("the connection is closed"))
             return future
+        # A caller that timed out no longer awaits its future: mark a later failure seen,
+        # so the loop does not report it as never retrieved.
+        future.add_done_callback(_mark_retrieved)
         self._exchanges.append(_Exchange(len(commands), future, loop.time()))
         # (hiredis's stub types the command as a one-element tuple; any length packs.)
         packed = [hiredis.pack_command(command) for command in commands]  # type: ignore[arg-type]
@@ -208,3 +211,8 @@ class RedisPipe:
             raise error from exc
         self._link = link
         return link
+
+
+def _mark_retrieved(future: asyncio.Future[list[Any]]) -> None:
+    if not future.cancelled():
+        future.exception()
