@@ -308,12 +308,7 @@ class OnlineFeatures:
         keys = (f"card:{ref.card_id}", terminal_key) if ref.card_id else (terminal_key,)
         async with self._locks.holding(*keys):
             card, terminal = await reads.fetch_pair(ref.card_id, ref.terminal_id)
-            changed = self.apply_label(label, ref, terminal)
-            if changed is not None:
-                self.state.put_terminal(ref.terminal_id, changed)
-            marked = None if card is None or not ref.card_id else mark_card(card, label, ref)
-            if marked is not None:
-                self.state.put_card(ref.card_id, marked)
+            self._record_label(label, ref, card, terminal)
 
     def compute_and_update(self, tx: Transaction) -> np.ndarray:
         """The features of ``tx`` in definition order (float64); then ``tx`` joins the state."""
@@ -366,15 +361,23 @@ class OnlineFeatures:
         """Record a label on its terminal and its card; the latest ``known_at`` wins, a fraud
         label wins a tie."""
         ref = self.state.get_tx_ref(label.transaction_id)
-        terminal = None if ref is None else self.state.get_terminal(ref.terminal_id)
+        if ref is None:
+            self.apply_label(label, None, None)  # counted as ignored
+            return
+        card, terminal = self.state.get_pair(ref.card_id, ref.terminal_id)
+        self._record_label(label, ref, card, terminal)
+
+    def _record_label(
+        self, label: Label, ref: TxRef, card: CardState | None, terminal: TerminalState | None
+    ) -> None:
+        """Apply ``label`` to the records its transaction touched and store what changed
+        (a reference from before references named the card reaches the terminal only)."""
         changed = self.apply_label(label, ref, terminal)
-        if ref is not None and changed is not None:
+        if changed is not None:
             self.state.put_terminal(ref.terminal_id, changed)
-        if ref is not None and ref.card_id:
-            card = self.state.get_card(ref.card_id)
-            marked = None if card is None else mark_card(card, label, ref)
-            if marked is not None:
-                self.state.put_card(ref.card_id, marked)
+        marked = None if card is None or not ref.card_id else mark_card(card, label, ref)
+        if marked is not None:
+            self.state.put_card(ref.card_id, marked)
 
     def apply_label(
         self, label: Label, ref: TxRef | None, terminal: TerminalState | None

@@ -215,49 +215,31 @@ class RedisFeatureState:
         """The card's record, or None for a card never seen."""
         key = self._card + card_id
         self.flush()
-        raw = self._get("get_card", key)
-        if raw is None:
-            return None
-        try:
-            return CardState.decode(orjson.loads(raw))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise _failed("decoding a card", key, exc) from exc
+        return _decode_card(key, self._get("get_card", key))
 
     def put_card(self, card_id: str, state: CardState) -> None:
-        """Store the card's record (no TTL: the engine trims its windows).
-
-        On the async path it goes with the next round trip on the pipe, like ``put_event``.
-        """
-        value = orjson.dumps(state.encode())
-        if self._pipe is not None:
-            self._defer((("SET", self._card + card_id, value),))
-            return
-        self.flush()
-        self._set("put_card", self._card + card_id, value)
+        """Store the card's record (no TTL: the engine trims its windows)."""
+        self._put_record("put_card", self._card + card_id, orjson.dumps(state.encode()))
 
     def get_terminal(self, terminal_id: str) -> TerminalState | None:
         """The terminal's record, or None for a terminal never seen."""
         key = self._terminal + terminal_id
         self.flush()
-        raw = self._get("get_terminal", key)
-        if raw is None:
-            return None
-        try:
-            return TerminalState.decode(orjson.loads(raw))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise _failed("decoding a terminal", key, exc) from exc
+        return _decode_terminal(key, self._get("get_terminal", key))
 
     def put_terminal(self, terminal_id: str, state: TerminalState) -> None:
-        """Store the terminal's record (no TTL: the engine trims its windows).
-
-        On the async path it goes with the next round trip on the pipe, like ``put_event``.
-        """
+        """Store the terminal's record (no TTL: the engine trims its windows)."""
         value = orjson.dumps(state.encode())
+        self._put_record("put_terminal", self._terminal + terminal_id, value)
+
+    def _put_record(self, operation: str, key: str, value: bytes) -> None:
+        """SET one record: at once, or on the async path with the next round trip on the
+        pipe, like ``put_event``."""
         if self._pipe is not None:
-            self._defer((("SET", self._terminal + terminal_id, value),))
+            self._defer((("SET", key, value),))
             return
         self.flush()
-        self._set("put_terminal", self._terminal + terminal_id, value)
+        self._set(operation, key, value)
 
     def get_tx_ref(self, transaction_id: str) -> TxRef | None:
         """The transaction's reference, or None if unknown or expired."""
@@ -293,7 +275,7 @@ class RedisFeatureState:
         ((raw_card, raw_terminal),) = self._pipeline(
             "get_pair", card_key, [("MGET", card_key, terminal_key)]
         )
-        return self._decode_pair(card_key, raw_card, terminal_key, raw_terminal)
+        return _decode_card(card_key, raw_card), _decode_terminal(terminal_key, raw_terminal)
 
     async def fetch_pair(
         self, card_id: str, terminal_id: str
@@ -304,28 +286,13 @@ class RedisFeatureState:
         ((raw_card, raw_terminal),) = await self._pipeline_async(
             "get_pair", card_key, [("MGET", card_key, terminal_key)]
         )
-        return self._decode_pair(card_key, raw_card, terminal_key, raw_terminal)
+        return _decode_card(card_key, raw_card), _decode_terminal(terminal_key, raw_terminal)
 
     async def fetch_tx_ref(self, transaction_id: str) -> TxRef | None:
         """``get_tx_ref`` without blocking the loop (see ``fetch_pair``)."""
         key = self._txref + transaction_id
         (raw,) = await self._pipeline_async("get_tx_ref", key, [("GET", key)])
         return None if raw is None else _decode_ref(key, raw)
-
-    def _decode_pair(
-        self, card_key: str, raw_card: bytes | None, terminal_key: str, raw_terminal: bytes | None
-    ) -> tuple[CardState | None, TerminalState | None]:
-        try:
-            card = None if raw_card is None else CardState.decode(orjson.loads(raw_card))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise _failed("decoding a card", card_key, exc) from exc
-        try:
-            terminal = (
-                None if raw_terminal is None else TerminalState.decode(orjson.loads(raw_terminal))
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise _failed("decoding a terminal", terminal_key, exc) from exc
-        return card, terminal
 
     def put_event(self, event: StateWrite) -> None:
         """Write card, terminal and reference in one round trip (a pipeline, not atomic).
@@ -561,6 +528,20 @@ class RedisFeatureState:
             self.client.set(key, value)
         except RedisError as exc:
             raise _failed(operation, key, exc) from exc
+
+
+def _decode_card(key: str, raw: bytes | None) -> CardState | None:
+    try:
+        return None if raw is None else CardState.decode(orjson.loads(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _failed("decoding a card", key, exc) from exc
+
+
+def _decode_terminal(key: str, raw: bytes | None) -> TerminalState | None:
+    try:
+        return None if raw is None else TerminalState.decode(orjson.loads(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _failed("decoding a terminal", key, exc) from exc
 
 
 def _decode_ref(key: str, raw: bytes) -> TxRef:
