@@ -25,9 +25,9 @@ import duckdb
 import numpy as np
 
 from fraudops.cli._common import progress_bars
-from fraudops.decide import Policy
 from fraudops.decide.engine import DecisionEngine
 from fraudops.decide.ensemble_scorer import load_scorer
+from fraudops.decide.policy import Policy
 from fraudops.decide.replay import replay, truth_of
 from fraudops.features import (
     InMemoryFeatureState,

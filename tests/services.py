@@ -10,9 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
+import psycopg
 import pytest
+from psycopg import sql
+from sqlalchemy import make_url
 
 REDIS_URL = os.environ.get("FRAUDOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get(
@@ -60,3 +66,25 @@ def require_program(name: str, package: str) -> str:
     if path is None:
         unavailable(f"{name} is not installed (Debian package {package!r}; .ci/run installs it)")
     return path
+
+
+@contextmanager
+def postgres_schema_url() -> Iterator[str]:
+    """A URL into a fresh schema of the shared test database, dropped with everything after.
+
+    The schema is the connection's ``search_path``, so tables, version tables and triggers
+    land there and no other test's are touched. Skips (fails in CI) without PostgreSQL.
+    """
+    url = make_url(POSTGRES_URL)
+    require_port("PostgreSQL", url.host or "127.0.0.1", url.port or 5432)
+    schema = f"fraudops_test_{uuid.uuid4().hex[:12]}"
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

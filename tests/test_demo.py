@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fraudops.decide import Policy
 from fraudops.decide.engine import DecisionEngine
 from fraudops.decide.ensemble_scorer import load_scorer
+from fraudops.decide.policy import Policy
 from fraudops.decide.replay import replay, truth_of
 from fraudops.demo import DemoPlan, run_demo
 from fraudops.features import (

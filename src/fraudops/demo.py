@@ -14,8 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fraudops.decide import DecisionEngine, Policy
+from fraudops.decide.engine import DecisionEngine
 from fraudops.decide.ensemble_scorer import load_scorer
+from fraudops.decide.policy import Policy
 from fraudops.decide.replay import replay, truth_of
 from fraudops.features import InMemoryFeatureState, OnlineFeatures, feature_definition
 from fraudops.ingest import ingest_sources, load_mapping

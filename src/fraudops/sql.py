@@ -5,12 +5,14 @@ every one gets the same choices: a SQLite file's folder is created, and its conn
 use WAL with ``synchronous=FULL`` (a commit is durable when it returns); ``sqlite://``
 alone is one shared in-memory database; PostgreSQL connections are pinged before use, so
 a restarted server is reconnected rather than failing the next call. JSON columns go
-through orjson. Failures are StoreErrors that name the database and the operation.
+through orjson. Failures are StoreErrors that name the database and the operation. Times
+are bound in UTC (:func:`utc`) and read back as aware UTC (:func:`as_utc`).
 """
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +86,15 @@ def store_error(operation: str, exc: SQLAlchemyError, *, what: str) -> StoreErro
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
     return StoreError(f"{what} {operation} failed: {type(cause).__name__}: {first_line}")
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite gives naive UTC back; PostgreSQL its session zone)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc(value: datetime) -> datetime:
+    """A time to bind: aware and in UTC (SQLite keeps the digits and drops the offset)."""
+    if value.tzinfo is None:
+        raise ValueError(f"times given to a database must be timezone-aware: {value!r}")
+    return value.astimezone(UTC)

@@ -1,7 +1,6 @@
-"""Decide: score a transaction with the model and turn the score into an action."""
+"""Decide: score a transaction with the model and turn the score into an action.
 
-from fraudops.decide.engine import DecisionEngine
-from fraudops.decide.policy import Policy
-from fraudops.decide.scorer import LightGBMScorer, Scorer
-
-__all__ = ["DecisionEngine", "LightGBMScorer", "Policy", "Scorer"]
+Import from the modules (``fraudops.decide.engine``, ``.policy``, ``.scorer``, ``.log``):
+this package imports nothing itself, so readers of the decision log (the review desk,
+``fraudops users``) do not pay for the model libraries the scorers load.
+"""

@@ -24,8 +24,9 @@ import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from fraudops.decide import log_schema
 from fraudops.errors import StoreError
-from fraudops.sql import create_engine, store_error
+from fraudops.sql import as_utc, create_engine, store_error
 from fraudops.types import Action, Decision, Label, LabelSource, Reason, Transaction
 
 _log = structlog.get_logger("fraudops.decision_log")
@@ -161,60 +162,6 @@ class DecisionStore(Protocol):
         ...
 
 
-_metadata = sa.MetaData()
-# PostgreSQL keeps JSON as JSONB so audits can query into features and reasons.
-_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-_UTC_TIME = sa.DateTime(timezone=True)
-
-_decisions = sa.Table(
-    "decisions",
-    _metadata,
-    sa.Column("transaction_id", sa.String, primary_key=True),
-    sa.Column("decided_at", _UTC_TIME, nullable=False, index=True),
-    sa.Column("tx_timestamp", _UTC_TIME, nullable=False),
-    sa.Column("customer_id", sa.String, nullable=False, index=True),
-    sa.Column("terminal_id", sa.String, nullable=False),
-    sa.Column("amount", sa.Float, nullable=False),
-    sa.Column("currency", sa.String, nullable=False),
-    sa.Column("transaction", _JSON, nullable=False),
-    sa.Column("features", _JSON, nullable=True),
-    sa.Column("score", sa.Float, nullable=False),
-    sa.Column("action", sa.String, nullable=False),
-    sa.Column("reasons", _JSON, nullable=False),
-    sa.Column("rule_hits", _JSON, nullable=False),
-    sa.Column("model_version", sa.String, nullable=False),
-    sa.Column("source", sa.String, nullable=False),
-    sa.Column("degraded", sa.Boolean, nullable=False),
-    sa.Column("degraded_reason", sa.String, nullable=True),
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("trace_id", sa.String, nullable=True),
-    # When the log wrote the record (the writer's clock). Readers that tail the log follow
-    # this, not decided_at: a decision written late (buffered or spilled through an outage of
-    # this database) is then new to them rather than behind their cursor. Null only between
-    # adding the column to an older table and filling it (see ``_upgrade``).
-    sa.Column("logged_at", _UTC_TIME, nullable=True),
-)
-_logged_index = sa.Index("ix_decisions_logged", _decisions.c.logged_at, _decisions.c.transaction_id)
-
-_labels = sa.Table(
-    "labels",
-    _metadata,
-    # SQLite only autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
-    sa.Column(
-        "id",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
-    sa.Column("transaction_id", sa.String, nullable=False, index=True),
-    sa.Column("is_fraud", sa.Boolean, nullable=False),
-    sa.Column("source", sa.String, nullable=False),
-    sa.Column("known_at", _UTC_TIME, nullable=False),
-    sa.Column("received_at", _UTC_TIME, nullable=False, server_default=sa.func.now()),
-    sa.UniqueConstraint("transaction_id", "source", "known_at", name="uq_labels_label"),
-)
-
-
 class SqlDecisionStore:
     """The decision log in SQLite (``sqlite:///path``) or PostgreSQL (``postgresql://…``).
 
@@ -225,11 +172,11 @@ class SqlDecisionStore:
     connect timeout, and every pooled connection is pinged before use, so a restarted
     database is reconnected rather than failing the next write.
 
-    Tables are created if missing (``metadata.create_all``), and a ``decisions`` table from
-    an older release gains ``logged_at``; Alembic migrations are still to replace this. Each
-    record is stamped ``logged_at`` with ``now()`` when written. If the database is down
-    when the store is built, the store is still built and creating the tables is retried by
-    the next call, so a service can start (and buffer decisions) during an outage. Every
+    The tables (:mod:`fraudops.decide.log_schema`) are built and upgraded by the log's
+    Alembic migrations when the store is first used; a database made before them is adopted.
+    Each record is stamped ``logged_at`` with ``now()`` when written. If the database is down
+    when the store is built, the store is still built and the migration is retried by the
+    next call, so a service can start (and buffer decisions) during an outage. Every
     database failure is a StoreError.
     """
 
@@ -246,8 +193,8 @@ class SqlDecisionStore:
         self._schema_lock = threading.Lock()
         self._schema_ready = threading.Event()
         insert = sqlite.insert if self._engine.dialect.name == "sqlite" else postgresql.insert
-        self._insert_decisions = insert(_decisions).on_conflict_do_nothing()
-        self._insert_labels = insert(_labels).on_conflict_do_nothing()
+        self._insert_decisions = insert(log_schema.decisions).on_conflict_do_nothing()
+        self._insert_labels = insert(log_schema.labels).on_conflict_do_nothing()
         try:
             self._ensure_schema()
         except StoreError as exc:
@@ -273,32 +220,38 @@ class SqlDecisionStore:
     def get(self, transaction_id: str) -> DecisionRecord | None:
         """The record of one transaction's decision, None if there is none."""
         self._ensure_schema()
-        query = sa.select(_decisions).where(_decisions.c.transaction_id == transaction_id)
+        query = sa.select(log_schema.decisions).where(
+            log_schema.decisions.c.transaction_id == transaction_id
+        )
         try:
             with self._engine.connect() as connection:
                 row = connection.execute(query).mappings().first()
         except SQLAlchemyError as exc:
             raise store_error("get", exc, what=_WHAT) from exc
-        return None if row is None else _record_from_row(row)
+        return None if row is None else record_from_row(row)
 
     def recent(self, limit: int) -> list[DecisionRecord]:
         """The ``limit`` most recently decided records, newest first."""
         self._ensure_schema()
-        query = sa.select(_decisions).order_by(_decisions.c.decided_at.desc()).limit(limit)
+        query = (
+            sa.select(log_schema.decisions)
+            .order_by(log_schema.decisions.c.decided_at.desc())
+            .limit(limit)
+        )
         try:
             with self._engine.connect() as connection:
                 rows = connection.execute(query).mappings().all()
         except SQLAlchemyError as exc:
             raise store_error("recent", exc, what=_WHAT) from exc
-        return [_record_from_row(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     def labels(self, transaction_id: str) -> tuple[Label, ...]:
         """The labels stored for one transaction, in the order they were stored."""
         self._ensure_schema()
         query = (
-            sa.select(_labels)
-            .where(_labels.c.transaction_id == transaction_id)
-            .order_by(_labels.c.id)
+            sa.select(log_schema.labels)
+            .where(log_schema.labels.c.transaction_id == transaction_id)
+            .order_by(log_schema.labels.c.id)
         )
         try:
             with self._engine.connect() as connection:
@@ -310,7 +263,7 @@ class SqlDecisionStore:
                 transaction_id=row["transaction_id"],
                 is_fraud=row["is_fraud"],
                 source=LabelSource(row["source"]),
-                known_at=_as_utc(row["known_at"]),
+                known_at=as_utc(row["known_at"]),
             )
             for row in rows
         )
@@ -321,7 +274,7 @@ class SqlDecisionStore:
         try:
             with self._engine.connect() as connection:
                 total = connection.execute(
-                    sa.select(sa.func.count()).select_from(_decisions)
+                    sa.select(sa.func.count()).select_from(log_schema.decisions)
                 ).scalar_one()
         except SQLAlchemyError as exc:
             raise store_error("count", exc, what=_WHAT) from exc
@@ -346,30 +299,10 @@ class SqlDecisionStore:
             if self._schema_ready.is_set():
                 return
             try:
-                _metadata.create_all(self._engine, checkfirst=True)
-                _upgrade(self._engine)
+                log_schema.migrate(self._engine)
             except SQLAlchemyError as exc:
-                raise store_error("create tables", exc, what=_WHAT) from exc
+                raise store_error("migrate the schema", exc, what=_WHAT) from exc
             self._schema_ready.set()
-
-
-def _upgrade(engine: sa.Engine) -> None:
-    """Bring a ``decisions`` table made by an older release up to date, in one transaction.
-
-    It lacks ``logged_at``: the column is added, and each existing record's is its
-    ``decided_at`` (the best estimate of when it was written), so a saved tailing position
-    keeps its meaning. Idempotent; another process upgrading at the same time makes this
-    one's ALTER fail, which the caller reports and the next call retries.
-    """
-    columns = {column["name"] for column in sa.inspect(engine).get_columns("decisions")}
-    if "logged_at" in columns:
-        return
-    column_type = _UTC_TIME.compile(dialect=engine.dialect)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f"ALTER TABLE decisions ADD COLUMN logged_at {column_type}"))
-        connection.execute(sa.update(_decisions).values(logged_at=_decisions.c.decided_at))
-        connection.execute(sa.schema.CreateIndex(_logged_index))
-    _log.info("decision_log.upgraded", added="logged_at")
 
 
 def _finite(features: Mapping[str, float | None]) -> dict[str, float | None]:
@@ -377,11 +310,6 @@ def _finite(features: Mapping[str, float | None]) -> dict[str, float | None]:
         name: float(value) if value is not None and math.isfinite(value) else None
         for name, value in features.items()
     }
-
-
-def _as_utc(value: datetime) -> datetime:
-    # SQLite gives back naive datetimes (stored as UTC); PostgreSQL, its session's zone.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _encode_reasons(reasons: Sequence[Reason]) -> list[dict[str, Any]]:
@@ -464,7 +392,8 @@ def _label_row(label: Label) -> dict[str, Any]:
     }
 
 
-def _record_from_row(row: sa.RowMapping) -> DecisionRecord:
+def record_from_row(row: sa.RowMapping) -> DecisionRecord:
+    """The record a row of the ``decisions`` table holds."""
     return DecisionRecord(
         decision=Decision(
             transaction_id=row["transaction_id"],
@@ -480,6 +409,6 @@ def _record_from_row(row: sa.RowMapping) -> DecisionRecord:
         ),
         transaction=_decode_transaction(row["transaction"]),
         features=row["features"],
-        decided_at=_as_utc(row["decided_at"]),
+        decided_at=as_utc(row["decided_at"]),
         trace_id=row["trace_id"],
     )

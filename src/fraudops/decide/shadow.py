@@ -27,24 +27,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from fraudops.clock import Clock, SystemClock
+from fraudops.decide import log_schema
 from fraudops.decide.scorer import Scorer
-from fraudops.errors import ModelError
-from fraudops.sql import create_engine, store_error
+from fraudops.errors import ModelError, StoreError
+from fraudops.sql import as_utc, create_engine, store_error, utc
 
 __all__ = ["ShadowScore", "ShadowScorer", "read_shadow_scores"]
 
 _log = structlog.get_logger("fraudops.shadow")
-
-_metadata = sa.MetaData()
-_shadow_scores = sa.Table(
-    "shadow_scores",
-    _metadata,
-    sa.Column("transaction_id", sa.String, primary_key=True),
-    sa.Column("model_version", sa.String, primary_key=True),
-    sa.Column("score", sa.Float, nullable=False),
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False, index=True),
-)
 
 _Item = tuple[str, Mapping[str, float | None]]
 
@@ -102,7 +92,7 @@ class ShadowScorer:
         self._queue: queue.Queue[_Item | None] = queue.Queue(capacity)
         self._engine = create_engine(url, what="decision log")
         insert = sqlite.insert if self._engine.dialect.name == "sqlite" else postgresql.insert
-        self._insert = insert(_shadow_scores).on_conflict_do_nothing()
+        self._insert = insert(log_schema.shadow_scores).on_conflict_do_nothing()
         self._schema_ready = False
         self._thread: threading.Thread | None = None
         self._on_scored = on_scored or _ignore
@@ -199,20 +189,19 @@ class ShadowScorer:
     def _write(self, rows: list[dict[str, object]]) -> None:
         try:
             if not self._schema_ready:
-                _metadata.create_all(self._engine, checkfirst=True)
+                log_schema.migrate(self._engine)
                 self._schema_ready = True
             with self._engine.begin() as connection:
                 connection.execute(self._insert, rows)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StoreError) as exc:
             # Shadow scores are evidence for a comparison, not decisions: they are dropped,
             # counted and logged rather than buffered against an outage.
             self.failed += len(rows)
             self._on_failed(len(rows))
+            if isinstance(exc, SQLAlchemyError):
+                exc = store_error("shadow write", exc, what="decision log")
             _log.error(
-                "shadow.write_failed",
-                rows=len(rows),
-                model_version=self.version,
-                error=str(store_error("shadow write", exc, what="decision log")),
+                "shadow.write_failed", rows=len(rows), model_version=self.version, error=str(exc)
             )
             return
         self.scored += len(rows)
@@ -224,11 +213,10 @@ def read_shadow_scores(url: str, *, since: datetime | None = None) -> list[Shado
     StoreError if the database cannot be read."""
     engine = create_engine(url, what="decision log")
     try:
-        query = sa.select(_shadow_scores).order_by(
-            _shadow_scores.c.scored_at, _shadow_scores.c.transaction_id
-        )
+        scores = log_schema.shadow_scores
+        query = sa.select(scores).order_by(scores.c.scored_at, scores.c.transaction_id)
         if since is not None:
-            query = query.where(_shadow_scores.c.scored_at >= since.astimezone(UTC))
+            query = query.where(scores.c.scored_at >= utc(since))
         with engine.connect() as connection:
             if not sa.inspect(connection).has_table("shadow_scores"):
                 return []
@@ -243,7 +231,7 @@ def read_shadow_scores(url: str, *, since: datetime | None = None) -> list[Shado
             model_version=row["model_version"],
             score=row["score"],
             latency_ms=row["latency_ms"],
-            scored_at=_utc(row["scored_at"]),
+            scored_at=as_utc(row["scored_at"]),
         )
         for row in rows
     ]
@@ -251,10 +239,6 @@ def read_shadow_scores(url: str, *, since: datetime | None = None) -> list[Shado
 
 def _value(value: float | None) -> float:
     return math.nan if value is None else float(value)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _ignore(_count: int) -> None:

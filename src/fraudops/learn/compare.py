@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from fraudops.decide.log import _decisions, _labels
+from fraudops.decide import log_schema
 from fraudops.decide.scorer import Scorer
 from fraudops.errors import InputError, NotEnoughDataError
 from fraudops.learn.metrics import (
@@ -30,7 +30,7 @@ from fraudops.learn.metrics import (
     card_precision_at_k,
     false_positives_at_recall,
 )
-from fraudops.sql import create_engine, store_error
+from fraudops.sql import as_utc, create_engine, store_error, utc
 
 __all__ = [
     "DEFAULT_RECALL",
@@ -99,35 +99,36 @@ def labelled_traffic(
         raise InputError("the compared time range needs timezone-aware times")
     if since >= until:
         raise InputError(f"the compared time range is empty: {since} is not before {until}")
+    label, decision = log_schema.labels.c, log_schema.decisions.c
     latest = (
         sa.select(
-            _labels.c.transaction_id,
-            _labels.c.is_fraud,
+            label.transaction_id,
+            label.is_fraud,
             sa.func.row_number()
             .over(
-                partition_by=_labels.c.transaction_id,
-                order_by=(_labels.c.known_at.desc(), _labels.c.id.desc()),
+                partition_by=label.transaction_id,
+                order_by=(label.known_at.desc(), label.id.desc()),
             )
             .label("rank"),
         )
-        .where(_labels.c.known_at < until)
+        .where(label.known_at < utc(until))
         .subquery()
     )
     query = (
         sa.select(
-            _decisions.c.transaction_id,
-            _decisions.c.tx_timestamp,
-            _decisions.c.customer_id,
-            _decisions.c.features,
+            decision.transaction_id,
+            decision.tx_timestamp,
+            decision.customer_id,
+            decision.features,
             latest.c.is_fraud,
         )
-        .join(latest, latest.c.transaction_id == _decisions.c.transaction_id)
+        .join(latest, latest.c.transaction_id == decision.transaction_id)
         .where(
             latest.c.rank == 1,
-            _decisions.c.decided_at >= since.astimezone(UTC),
-            _decisions.c.decided_at < until.astimezone(UTC),
+            decision.decided_at >= utc(since),
+            decision.decided_at < utc(until),
         )
-        .order_by(_decisions.c.tx_timestamp, _decisions.c.transaction_id)
+        .order_by(decision.tx_timestamp, decision.transaction_id)
     )
     engine = create_engine(url, what="decision log")
     try:
@@ -147,7 +148,7 @@ def labelled_traffic(
     frame = pd.DataFrame(
         {
             "transaction_id": [row.transaction_id for row in rows],
-            "ts": pd.to_datetime([_utc(row.tx_timestamp) for row in rows], utc=True),
+            "ts": pd.to_datetime([as_utc(row.tx_timestamp) for row in rows], utc=True),
             "customer_id": [row.customer_id for row in rows],
             "is_fraud": np.array([bool(row.is_fraud) for row in rows], dtype=np.int8),
         }
@@ -223,7 +224,3 @@ def _scores(traffic: pd.DataFrame, scorer: Scorer) -> tuple[FloatArray, float]:
 
 def _value(value: float | None) -> float:
     return np.nan if value is None else float(value)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

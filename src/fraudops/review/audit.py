@@ -24,7 +24,8 @@ import sqlalchemy as sa
 
 from fraudops.errors import InputError
 from fraudops.review import _schema
-from fraudops.review.database import ReviewDatabase, as_utc, utc
+from fraudops.review.database import ReviewDatabase
+from fraudops.sql import as_utc, utc
 
 SYSTEM_PREFIX = "system:"
 """Actors that are not people: ``system:intake``, ``system:retrain``…"""

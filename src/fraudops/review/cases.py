@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Protocol
 from fraudops.types import Label, LabelSource
 
 if TYPE_CHECKING:
-    # Only for annotations: the decide package imports the model libraries (seconds),
-    # which the users command and the review stores do not need.
     from fraudops.decide.log import DecisionRecord
 
 

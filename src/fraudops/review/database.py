@@ -2,9 +2,9 @@
 
 SQLite (``sqlite:///path``, the embedded default) or PostgreSQL
 (``postgresql+psycopg://…``), chosen by the URL alone. The schema is built and upgraded by
-the Alembic migrations in ``migrations/`` when the database is first used: no
-``alembic.ini`` is needed, the Alembic config is built here. On PostgreSQL the upgrade
-holds an advisory lock, so replicas starting together migrate once.
+the Alembic migrations in ``migrations/`` when the database is first used (run by
+:mod:`fraudops.migrations`: no ``alembic.ini``; on PostgreSQL replicas starting together
+migrate once).
 
 If the database is down when it is opened, opening still succeeds and the migration is
 retried by the next call, so a service can start during an outage. Every database failure
@@ -16,15 +16,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 import structlog
-from alembic import command
 from alembic.config import Config
 from sqlalchemy.exc import SQLAlchemyError
 
+from fraudops import migrations
 from fraudops.errors import StoreError
 from fraudops.sql import create_engine, store_error
 
@@ -37,26 +36,13 @@ _MIGRATION_LOCK_KEY = 0x5E7_1E77
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
-    """The Alembic config of the review migrations, built in code.
-
-    With ``connection``, ``env.py`` runs the migrations on it. Developers make a new
-    revision with ``alembic.command.revision(alembic_config(), message=…)``.
-    """
-    config = Config()
-    config.set_main_option("script_location", str(_MIGRATIONS))
-    config.set_main_option("path_separator", "os")
-    if connection is not None:
-        config.attributes["connection"] = connection
-    return config
+    """The Alembic config of the review migrations (on ``connection``, if given)."""
+    return migrations.alembic_config(_MIGRATIONS, connection)
 
 
 def migrate(engine: sa.Engine) -> None:
     """Upgrade the review tables in ``engine``'s database to the newest revision."""
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # Released when this transaction ends; a second replica waits, then finds head.
-            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
-        command.upgrade(alembic_config(connection), "head")
+    migrations.migrate(engine, _MIGRATIONS, lock_key=_MIGRATION_LOCK_KEY, what=_WHAT)
 
 
 class ReviewDatabase:
@@ -113,15 +99,3 @@ class ReviewDatabase:
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
-
-
-def as_utc(value: datetime) -> datetime:
-    """A stored time as aware UTC (SQLite gives naive UTC back; PostgreSQL its session zone)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utc(value: datetime) -> datetime:
-    """A time to bind: aware and in UTC (SQLite keeps the digits and drops the offset)."""
-    if value.tzinfo is None:
-        raise ValueError(f"times given to the review store must be timezone-aware: {value!r}")
-    return value.astimezone(UTC)

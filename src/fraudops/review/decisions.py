@@ -2,8 +2,9 @@
 recent history, and recent scores for the capacity threshold.
 
 The decision log (``fraudops.decide.log``) writes the ``decisions`` table; this module
-only reads it, through a table description of the columns it needs, so the two stay apart
-(a reader never writes, and the log's hot write path knows nothing of review).
+only reads it, through the table described in ``fraudops.decide.log_schema`` and the
+log's own row decoder (a reader never writes, and the log's hot write path knows nothing
+of review).
 """
 
 from __future__ import annotations
@@ -11,43 +12,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from fraudops.decide import log_schema
+from fraudops.decide.log import DecisionRecord, record_from_row
 from fraudops.errors import InputError
-from fraudops.review._schema import JSON, UTC_TIME
 from fraudops.review.cases import IntakeCursor
-from fraudops.review.database import as_utc, utc
-from fraudops.sql import create_engine, store_error
+from fraudops.sql import as_utc, create_engine, store_error, utc
 
-if TYPE_CHECKING:
-    from fraudops.decide.log import DecisionRecord
-
-_decisions = sa.table(
-    "decisions",
-    sa.column("transaction_id", sa.String),
-    sa.column("decided_at", UTC_TIME),
-    sa.column("customer_id", sa.String),
-    sa.column("terminal_id", sa.String),
-    sa.column("transaction", JSON),
-    sa.column("features", JSON),
-    sa.column("score", sa.Float),
-    sa.column("action", sa.String),
-    sa.column("reasons", JSON),
-    sa.column("rule_hits", JSON),
-    sa.column("model_version", sa.String),
-    sa.column("source", sa.String),
-    sa.column("degraded", sa.Boolean),
-    sa.column("degraded_reason", sa.String),
-    sa.column("latency_ms", sa.Float),
-    sa.column("trace_id", sa.String),
-    sa.column("logged_at", UTC_TIME),
-)
-_c = _decisions.c
+_c = log_schema.decisions.c
 
 
 class DecisionReader(Protocol):
@@ -106,7 +84,7 @@ class SqlDecisionReader:
         if before is not None:
             query = query.where(_c.logged_at < utc(before))
         rows = self._rows("read new decisions", query)
-        return [LoggedDecision(_record(row), as_utc(row["logged_at"])) for row in rows]
+        return [LoggedDecision(record_from_row(row), as_utc(row["logged_at"])) for row in rows]
 
     def decided_in(
         self, start: datetime, end: datetime, after: str | None, limit: int
@@ -143,11 +121,8 @@ class SqlDecisionReader:
     def terminal_history(
         self, terminal_id: str, before: datetime, limit: int = 20
     ) -> list[DecisionRecord]:
-        """The terminal's ``limit`` latest decisions before ``before``, newest first.
-
-        The decision log has no index on the terminal, so on a large log this scans; an
-        index on ``decisions(terminal_id, decided_at)`` makes it a lookup.
-        """
+        """The terminal's ``limit`` latest decisions before ``before``, newest first (one
+        lookup in the index ``ix_decisions_terminal``)."""
         query = (
             self._select()
             .where(_c.terminal_id == terminal_id, _c.decided_at < utc(before))
@@ -173,10 +148,10 @@ class SqlDecisionReader:
         self._engine.dispose()
 
     def _select(self) -> sa.Select[Any]:
-        return sa.select(_decisions)
+        return sa.select(log_schema.decisions)
 
     def _records(self, operation: str, query: sa.Select[Any]) -> list[DecisionRecord]:
-        return [_record(row) for row in self._rows(operation, query)]
+        return [record_from_row(row) for row in self._rows(operation, query)]
 
     def _rows(self, operation: str, query: sa.Select[Any]) -> Sequence[sa.RowMapping]:
         try:
@@ -184,28 +159,3 @@ class SqlDecisionReader:
                 return connection.execute(query).mappings().all()
         except SQLAlchemyError as exc:
             raise store_error(operation, exc, what="decision log") from exc
-
-
-def _record(values: sa.RowMapping) -> DecisionRecord:
-    from fraudops.decide.log import DecisionRecord  # at first use: see cases.py
-
-    return DecisionRecord.decode(
-        {
-            "decision": {
-                "transaction_id": values["transaction_id"],
-                "action": values["action"],
-                "score": values["score"],
-                "reasons": values["reasons"],
-                "model_version": values["model_version"],
-                "latency_ms": values["latency_ms"],
-                "degraded": bool(values["degraded"]),
-                "degraded_reason": values["degraded_reason"],
-                "rule_hits": values["rule_hits"],
-                "source": values["source"],
-            },
-            "transaction": values["transaction"],
-            "features": values["features"],
-            "decided_at": as_utc(values["decided_at"]).isoformat(),
-            "trace_id": values["trace_id"],
-        }
-    )

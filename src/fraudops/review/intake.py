@@ -29,8 +29,6 @@ from fraudops.review.decisions import DecisionReader
 from fraudops.types import Action
 
 if TYPE_CHECKING:
-    # Only for annotations: the decide package imports the model libraries (seconds),
-    # which the users command and the review stores do not need.
     from fraudops.decide.log import DecisionRecord
 
 _log = structlog.get_logger("fraudops.review.intake")

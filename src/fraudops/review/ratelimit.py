@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from fraudops.clock import Clock
 from fraudops.errors import InputError, SignInLimitedError
 from fraudops.review import _schema
-from fraudops.review.database import as_utc, utc
+from fraudops.sql import as_utc, utc
 
 if TYPE_CHECKING:
     from fraudops.review.database import ReviewDatabase

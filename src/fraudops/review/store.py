@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from fraudops.decide.log import DecisionRecord
 from fraudops.errors import (
     CaseClosedError,
     CaseNotFoundError,
@@ -36,7 +37,8 @@ from fraudops.review.cases import (
     QueueStats,
     Verdict,
 )
-from fraudops.review.database import ReviewDatabase, as_utc, utc
+from fraudops.review.database import ReviewDatabase
+from fraudops.sql import as_utc, utc
 
 _cases = _schema.cases
 _CLAIM_GROUPS = 20
@@ -459,8 +461,6 @@ def _optional_time(value: datetime | None) -> datetime | None:
 
 
 def _case_from_row(row: sa.RowMapping) -> Case:
-    from fraudops.decide.log import DecisionRecord  # at first use: see cases.py
-
     return Case(
         transaction_id=row["transaction_id"],
         kind=CaseKind(row["kind"]),

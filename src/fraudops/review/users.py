@@ -22,7 +22,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fraudops.errors import InputError
 from fraudops.review import _schema
 from fraudops.review.audit import AuditAction, AuditEntry, insert_entry
-from fraudops.review.database import ReviewDatabase, as_utc, utc
+from fraudops.review.database import ReviewDatabase
+from fraudops.sql import as_utc, utc
 
 _users = _schema.users
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")

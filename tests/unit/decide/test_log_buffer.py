@@ -18,8 +18,8 @@ from fraudops.decide.log_buffer import BufferedDecisionLog
 from fraudops.errors import StoreError
 from fraudops.types import Label
 from tests.faults import TcpProxy
+from tests.services import postgres_schema_url
 from tests.unit.decide.test_log_record import make_label, make_record
-from tests.unit.decide.test_log_store import postgres_schema_url
 
 # Far longer than any append can take unless it waits on the store (which hangs for ever).
 NOT_BLOCKED_S = 0.5

@@ -4,49 +4,19 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
-import sqlalchemy as sa
-from psycopg import sql
 from sqlalchemy import make_url
 
 from fraudops.decide.log import SqlDecisionStore
 from fraudops.errors import ConfigError, StoreError
-from fraudops.review.decisions import SqlDecisionReader
-from fraudops.sql import create_engine
 from fraudops.types import LabelSource
 from tests.faults import TcpProxy
-from tests.services import POSTGRES_URL, require_port
+from tests.services import postgres_schema_url
 from tests.unit.decide.test_log_record import SAMPLES, make_label, make_record
-
-
-@contextmanager
-def postgres_schema_url() -> Iterator[str]:
-    """A URL into a fresh schema of the shared test database, dropped with its tables after.
-
-    The schema is the connection's ``search_path``, so the store's tables land there and
-    no other test's tables are touched.
-    """
-    url = make_url(POSTGRES_URL)
-    require_port("PostgreSQL", url.host or "127.0.0.1", url.port or 5432)
-    schema = f"fraudops_test_{uuid.uuid4().hex[:12]}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -240,26 +210,3 @@ def test_a_store_built_during_an_outage_creates_its_tables_later(
     store.write(SAMPLES)
     assert len(SAMPLES) == store.count()
     store.close()
-
-
-def test_a_decisions_table_from_an_older_release_gains_its_write_times(store_url: str) -> None:
-    """An older ``decisions`` table (no ``logged_at``) is upgraded when a store opens it: its
-    records are dated by their decision time, new ones by when they are written."""
-    older = SqlDecisionStore(store_url)
-    older.write([SAMPLES[0]])
-    older.close()
-    engine = create_engine(store_url, what="the test's decision log")
-    with engine.begin() as connection:
-        connection.execute(sa.text("DROP INDEX ix_decisions_logged"))
-        connection.execute(sa.text("ALTER TABLE decisions DROP COLUMN logged_at"))
-    engine.dispose()
-    written_at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-    upgraded = SqlDecisionStore(store_url, now=lambda: written_at)
-    upgraded.write([SAMPLES[1]])
-    reader = SqlDecisionReader(store_url)
-    try:
-        logged = [(entry.record, entry.logged_at) for entry in reader.since(None, 10)]
-    finally:
-        reader.close()
-        upgraded.close()
-    assert [(SAMPLES[0], SAMPLES[0].decided_at), (SAMPLES[1], written_at)] == logged

@@ -22,7 +22,7 @@ from fraudops.features.replay import lake_events
 from fraudops.settings import DecisionLogSettings, ServiceSettings, Settings
 from fraudops.types import Decision, Reason, Transaction
 from tests.conftest import TrainedLake
-from tests.unit.review.conftest import postgres_schema_url
+from tests.services import postgres_schema_url
 
 FloatArray = npt.NDArray[np.float64]
 NOW = datetime(2018, 6, 2, 12, tzinfo=UTC)

@@ -14,7 +14,7 @@ from fraudops.decide.log import DecisionRecord, SqlDecisionStore
 from fraudops.errors import NotEnoughDataError
 from fraudops.learn.compare import compare_models, labelled_traffic
 from fraudops.types import Action, Decision, Label, LabelSource, Reason, Transaction
-from tests.unit.review.conftest import postgres_schema_url
+from tests.services import postgres_schema_url
 
 FloatArray = npt.NDArray[np.float64]
 FEATURES = ("a", "b")

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from argon2 import PasswordHasher
-from psycopg import sql
-from sqlalchemy import make_url
 
 from fraudops.clock import ManualClock
 from fraudops.review.audit import SqlAuditTrail
@@ -21,31 +16,9 @@ from fraudops.review.desk import ReviewDesk
 from fraudops.review.ratelimit import SqlSignInLimiter
 from fraudops.review.store import SqlCaseStore
 from fraudops.review.users import Role, SqlUserStore
-from tests.services import POSTGRES_URL, require_port
+from tests.services import postgres_schema_url
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@contextmanager
-def postgres_schema_url() -> Iterator[str]:
-    """A URL into a fresh schema of the shared test database, dropped with everything after.
-
-    The schema is the connection's ``search_path``, so the migrations, the version table
-    and the audit trigger land there and no other test's tables are touched.
-    """
-    url = make_url(POSTGRES_URL)
-    require_port("PostgreSQL", url.host or "127.0.0.1", url.port or 5432)
-    schema = f"fraudops_review_{uuid.uuid4().hex[:12]}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

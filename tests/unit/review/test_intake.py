@@ -21,7 +21,8 @@ from fraudops.review.intake import CaseIntake, audit_sampled, case_openings
 from fraudops.review.store import SqlCaseStore
 from fraudops.types import Action
 from tests.faults import TcpProxy
-from tests.unit.review.conftest import T0, postgres_schema_url
+from tests.services import postgres_schema_url
+from tests.unit.review.conftest import T0
 from tests.unit.review.records import make_record
 
 SLA = timedelta(hours=4)

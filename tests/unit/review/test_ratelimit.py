@@ -16,7 +16,7 @@ from fraudops.errors import SignInLimitedError
 from fraudops.review import _schema
 from fraudops.review.database import ReviewDatabase
 from fraudops.review.ratelimit import InMemorySignInLimiter, SignInLimiter, SqlSignInLimiter
-from tests.unit.review.conftest import postgres_schema_url
+from tests.services import postgres_schema_url
 
 WINDOW = timedelta(minutes=10)
 

@@ -14,7 +14,7 @@ from fraudops.clock import ManualClock
 from fraudops.decide.log import SqlDecisionStore
 from fraudops.review import CaseKind, CaseOpening, Role, Verdict, open_review_desk
 from fraudops.types import Action
-from tests.unit.review.conftest import postgres_schema_url
+from tests.services import postgres_schema_url
 from tests.unit.ui.conftest import T0, Desk, make_record, sign_in
 
 

@@ -19,8 +19,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from fraudops.errors import InputError
-from fraudops.review.database import utc
-from fraudops.sql import create_engine, store_error
+from fraudops.sql import create_engine, store_error, utc
 
 _log = structlog.get_logger("fraudops.review_ui")
 
