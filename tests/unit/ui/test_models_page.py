@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fraudops.api.ui import ReviewUi, SessionCodec, review_ui_router
-from fraudops.api.ui.models import ModelsSource
+from fraudops.api.ui.models import (
+    Compared,
+    ComparisonCache,
+    ComparisonKey,
+    ModelsSource,
+    compare_pair,
+)
 from fraudops.decide.ensemble_scorer import load_scorer
 from fraudops.decide.log import DecisionRecord
 from fraudops.learn.registry import lineage_from_model_dir, open_registry
@@ -20,7 +28,9 @@ from fraudops.review import AuditAction
 from fraudops.types import Action, Decision, Label, LabelSource, Transaction
 from tests.conftest import TrainedLake
 from tests.unit.learn.mlflow_store import fresh_mlflow_db
-from tests.unit.ui.conftest import SECRET, Desk, sign_in
+from tests.unit.ui.conftest import SECRET, T0, Desk, sign_in
+
+MAX_AGE = timedelta(minutes=10)
 
 
 @pytest.fixture
@@ -54,6 +64,7 @@ def models_client(parts: Desk, tmp_path: Path, registry_root: Path) -> Iterator[
                 decision_log_url=f"sqlite:///{tmp_path / 'decisions.db'}",
                 review_threshold=0.5,
                 compare_days=1.0,
+                comparison_max_age_s=MAX_AGE.total_seconds(),
             ),
         )
 
@@ -76,6 +87,27 @@ def champion(registry: Path) -> int:
         return models.get("champion").version
     finally:
         models.close()
+
+
+def write_labelled(parts: Desk, model_dir: Path, first: int, count: int) -> None:
+    """Log ``count`` labelled decisions ``t<first>``… an hour or more before T0, one a
+    minute, with random features; every fourth is fraud."""
+    names = load_scorer(model_dir).feature_names
+    rng = np.random.default_rng(first)
+    records, labels = [], []
+    for i in range(first, first + count):
+        at = T0 - timedelta(hours=1, minutes=i)
+        features = dict(zip(names, (float(v) for v in rng.random(len(names))), strict=True))
+        records.append(
+            DecisionRecord(
+                Decision(f"t{i}", Action.APPROVE, 0.0, (), "v1", 1.0),
+                Transaction(f"t{i}", at, f"c{i}", "m1", 10.0),
+                features,
+                at,
+            )
+        )
+        labels.append(Label(f"t{i}", i % 4 == 0, LabelSource.ANALYST, at))
+    parts.decisions.write(records, labels)
 
 
 def audit(parts: Desk) -> list[tuple[str, AuditAction, str, int]]:
@@ -121,30 +153,177 @@ def test_a_lead_sees_champion_challenger_and_history(client: TestClient) -> None
 def test_a_lead_sees_the_comparison_on_labelled_traffic(
     parts: Desk, client: TestClient, trained_lake: TrainedLake
 ) -> None:
-    """With 40 labelled decisions in the log, the page compares both versions on them."""
-    names = load_scorer(trained_lake.model_dir).feature_names
-    rng = np.random.default_rng(0)
-    now = datetime.now(UTC)
-    records, labels = [], []
-    for i in range(40):
-        at = now - timedelta(hours=1, minutes=i)
-        features = dict(zip(names, (float(v) for v in rng.random(len(names))), strict=True))
-        records.append(
-            DecisionRecord(
-                Decision(f"t{i}", Action.APPROVE, 0.0, (), "v1", 1.0),
-                Transaction(f"t{i}", at, f"c{i}", "m1", 10.0),
-                features,
-                at,
-            )
-        )
-        labels.append(Label(f"t{i}", i % 4 == 0, LabelSource.ANALYST, at))
-    parts.decisions.write(records, labels)
+    """With 40 labelled decisions in the log, the page compares both versions on them and
+    says when it did."""
+    write_labelled(parts, trained_lake.model_dir, 0, 40)
     sign_in(client, "lea")
+    html = client.get("/ui/models").text
+    assert (True, True, True) == (
+        "40 labelled transactions (10 fraud)" in html,
+        "100.0 %" in html,
+        "Computed 09:00 UTC, 0 s ago." in html,
+    ), html
+
+
+def test_a_second_open_reuses_the_comparison(
+    parts: Desk, client: TestClient, trained_lake: TrainedLake
+) -> None:
+    """Opened again within the max age, the page shows the comparison it made, not one on
+    the traffic logged since, and says how old it is."""
+    write_labelled(parts, trained_lake.model_dir, 0, 40)
+    sign_in(client, "lea")
+    client.get("/ui/models")
+    write_labelled(parts, trained_lake.model_dir, 40, 40)
+    parts.clock.advance(MAX_AGE - timedelta(minutes=7))
     html = client.get("/ui/models").text
     assert (True, True) == (
         "40 labelled transactions (10 fraud)" in html,
-        "100.0 %" in html,
+        "Computed 09:00 UTC, 3 min ago." in html,
     ), html
+
+
+def test_a_comparison_older_than_the_max_age_is_made_again(
+    parts: Desk, client: TestClient, trained_lake: TrainedLake
+) -> None:
+    """Once the kept comparison is as old as the max age, the next open compares on the
+    traffic logged since."""
+    write_labelled(parts, trained_lake.model_dir, 0, 40)
+    sign_in(client, "lea")
+    client.get("/ui/models")
+    write_labelled(parts, trained_lake.model_dir, 40, 40)
+    parts.clock.advance(MAX_AGE)
+    html = client.get("/ui/models").text
+    assert (True, True) == (
+        "80 labelled transactions (20 fraud)" in html,
+        "Computed 09:10 UTC, 0 s ago." in html,
+    ), html
+
+
+def test_why_there_is_no_comparison_is_kept_too(
+    parts: Desk, client: TestClient, trained_lake: TrainedLake
+) -> None:
+    """A comparison that failed (no labelled traffic) is not retried on the next open
+    within the max age, even once there is traffic; after the max age it is."""
+    sign_in(client, "lea")
+    client.get("/ui/models")
+    write_labelled(parts, trained_lake.model_dir, 0, 40)
+    parts.clock.advance(MAX_AGE - timedelta(seconds=1))
+    kept = client.get("/ui/models").text
+    parts.clock.advance(timedelta(seconds=1))
+    made_again = client.get("/ui/models").text
+    assert (True, False, True) == (
+        "No comparison: comparing models needs labelled fraud" in kept,
+        "labelled transactions" in kept,
+        "40 labelled transactions (10 fraud)" in made_again,
+    ), (kept, made_again)
+
+
+def test_recompute_now_compares_on_the_latest_traffic(
+    parts: Desk, client: TestClient, trained_lake: TrainedLake
+) -> None:
+    """ "Recompute now" drops the kept comparison and sends the lead back to the page,
+    which compares on the traffic logged since."""
+    write_labelled(parts, trained_lake.model_dir, 0, 40)
+    token = sign_in(client, "lea")
+    client.get("/ui/models")
+    write_labelled(parts, trained_lake.model_dir, 40, 40)
+    response = client.post("/ui/models/compare", data={"csrf": token})
+    html = client.get("/ui/models").text
+    assert (303, "/ui/models", True) == (
+        response.status_code,
+        response.headers["location"],
+        "80 labelled transactions (20 fraud)" in html,
+    ), html
+
+
+def test_a_promotion_is_compared_afresh(
+    parts: Desk, client: TestClient, trained_lake: TrainedLake, registry: Path
+) -> None:
+    """After a promotion and a new challenger, the page compares the new pair at once
+    instead of showing the old pair's kept comparison."""
+    write_labelled(parts, trained_lake.model_dir, 0, 40)
+    token = sign_in(client, "lea")
+    client.get("/ui/models")
+    write_labelled(parts, trained_lake.model_dir, 40, 40)
+    client.post("/ui/models/promote", data={"csrf": token, "reason": "better AP"})
+    promoted = client.get("/ui/models").text
+    models = open_registry(registry)
+    models.set_alias("challenger", 1, actor="lea", reason="keep the old one in shadow")
+    models.close()
+    swapped = client.get("/ui/models").text
+    assert (True, True) == (
+        "Champion and challenger are the same version." in promoted,
+        "80 labelled transactions (20 fraud)" in swapped,
+    ), (promoted, swapped)
+
+
+def test_a_recompute_without_the_csrf_token_is_refused(
+    parts: Desk, client: TestClient, trained_lake: TrainedLake
+) -> None:
+    """A lead's "Recompute now" without its CSRF token is refused (403); the kept
+    comparison stays."""
+    write_labelled(parts, trained_lake.model_dir, 0, 40)
+    sign_in(client, "lea")
+    client.get("/ui/models")
+    write_labelled(parts, trained_lake.model_dir, 40, 40)
+    response = client.post("/ui/models/compare", data={})
+    html = client.get("/ui/models").text
+    assert (403, True, True) == (
+        response.status_code,
+        "security token" in response.text,
+        "40 labelled transactions (10 fraud)" in html,
+    )
+
+
+def test_an_analysts_recompute_is_refused(
+    parts: Desk, client: TestClient, trained_lake: TrainedLake
+) -> None:
+    """An analyst with a valid CSRF token gets 403; the kept comparison stays."""
+    write_labelled(parts, trained_lake.model_dir, 0, 40)
+    lead = sign_in(client, "lea")
+    client.get("/ui/models")
+    write_labelled(parts, trained_lake.model_dir, 40, 40)
+    client.post("/ui/sign-out", data={"csrf": lead})
+    analyst = sign_in(client, "ann")
+    response = client.post("/ui/models/compare", data={"csrf": analyst})
+    client.post("/ui/sign-out", data={"csrf": analyst})
+    sign_in(client, "lea")
+    html = client.get("/ui/models").text
+    assert (403, True) == (
+        response.status_code,
+        "40 labelled transactions (10 fraud)" in html,
+    )
+
+
+def test_concurrent_opens_compare_once(
+    parts: Desk, tmp_path: Path, trained_lake: TrainedLake, registry: Path
+) -> None:
+    """Two callers asking at once for the same pair's comparison: one loads the models and
+    reads the log, the other waits for it and takes the same result."""
+    write_labelled(parts, trained_lake.model_dir, 0, 40)
+    key = ComparisonKey(1, 2, f"sqlite:///{tmp_path / 'decisions.db'}", 0.5, 1.0)
+    cache, calls = ComparisonCache(), []
+    both_asking = threading.Barrier(2)
+    models = open_registry(registry)
+
+    def compute() -> Compared:
+        calls.append(key)
+        return compare_pair(models, key, until=T0)
+
+    def open_page(_: int) -> Compared:
+        both_asking.wait()
+        return cache.get(key, now=T0, max_age=MAX_AGE, compute=compute)
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(open_page, range(2))
+    finally:
+        models.close()
+    assert (1, True, 40) == (
+        len(calls),
+        first is second,
+        None if first.comparison is None else first.comparison.transactions,
+    )
 
 
 def test_a_leads_promotion_moves_the_champion_and_is_audited(

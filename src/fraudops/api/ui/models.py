@@ -11,12 +11,21 @@ MLflow (through the registry) is imported only when the page is opened: it costs
 two seconds, which a UI without the page need not pay at start. The comparison is
 best-effort: when it cannot be made (too little labelled traffic, a model that will not
 load), the page says why and shows the rest.
+
+The comparison loads both models and reads the decision log, which takes seconds on a
+large log, so it is made once and reused: :class:`ComparisonCache` keeps the last one (or
+why there is none) for ``ModelsSource.comparison_max_age_s`` (10 minutes by default),
+keyed by the pair of versions and the settings it depends on, so a promotion or rollback
+is compared afresh at once. Opens that arrive while it is being made wait for it rather
+than make it again, and a lead's "Recompute now" drops it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -43,6 +52,69 @@ router = APIRouter(route_class=UiRoute, dependencies=[Depends(signed_in)])
 
 
 @dataclass(frozen=True, slots=True)
+class ComparisonKey:
+    """What a comparison's answer depends on, besides the traffic it reads: a promotion or
+    rollback changes the versions, so it never reuses the old pair's comparison."""
+
+    champion: int
+    """The champion's registry version."""
+    challenger: int
+    """The challenger's registry version."""
+    decision_log_url: str
+    review_threshold: float
+    compare_days: float
+
+
+@dataclass(frozen=True, slots=True)
+class Compared:
+    """A comparison made at ``at`` on the traffic up to then, or why none could be made."""
+
+    comparison: ModelComparison | None
+    note: str | None
+    """Why there is no comparison (None when there is one)."""
+    at: datetime
+    """When it was made: the end of the compared traffic's window."""
+
+
+class ComparisonCache:
+    """The last comparison the models page made, reused while it is young enough.
+
+    It holds one entry: the page shows one pair at a time. A lock makes one caller compute
+    while the others wait and take its result, so a burst of page opens loads the models
+    and reads the decision log once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: tuple[ComparisonKey, Compared] | None = None
+
+    def get(
+        self,
+        key: ComparisonKey,
+        *,
+        now: datetime,
+        max_age: timedelta,
+        compute: Callable[[], Compared],
+    ) -> Compared:
+        """The comparison for ``key`` made less than ``max_age`` before ``now``, or the one
+        ``compute`` makes (kept for the next caller). Blocks while another caller computes."""
+        with self._lock:
+            if self._last is not None:
+                last_key, last = self._last
+                if last_key == key and timedelta(0) <= now - last.at < max_age:
+                    return last
+            made = compute()
+            self._last = (key, made)
+            return made
+
+    def drop(self) -> None:
+        """Forget the last comparison, so the next open makes it again (waits for one being
+        made, so that one is not kept either)."""
+        with self._lock:
+            self._last = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelsSource:
     """Where the models page reads: the registry, the decision log, the review threshold."""
 
@@ -56,6 +128,10 @@ class ModelsSource:
     """How far back the compared traffic goes."""
     registry_uri: str | None = None
     """The registry's database when it is not ``mlflow.db`` in ``registry_root``."""
+    comparison_max_age_s: float = 600.0
+    """How long a comparison (or why there is none) is shown before it is made again."""
+    comparisons: ComparisonCache = field(default_factory=ComparisonCache, compare=False, repr=False)
+    """The last comparison made; each source has its own, so apps never share one."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelsSource:
@@ -94,6 +170,8 @@ class Overview:
     comparison: ModelComparison | None = None
     comparison_note: str | None = None
     """Why there is no comparison."""
+    compared_at: datetime | None = None
+    """When the comparison (or its note) was made; None when none was attempted."""
     metric_names: list[str] = field(default_factory=list)
 
 
@@ -102,7 +180,7 @@ def _source(ui: ReviewUi) -> ModelsSource | None:
     return source if source is not None and source.exists() else None
 
 
-def _overview(source: ModelsSource) -> Overview:
+def _overview(source: ModelsSource, now: datetime) -> Overview:
     registry = source.open()
     try:
         champion = _alias(registry, "champion")
@@ -116,19 +194,50 @@ def _overview(source: ModelsSource) -> Overview:
                 log.warning("review_ui.models_previous_unknown", error=str(exc))
                 before = None
             rollback_to = None if before is None else before.version
-        comparison, note = None, None
-        if champion is None or challenger is None:
-            note = "A comparison needs both a champion and a challenger."
-        elif champion.version == challenger.version:
-            note = "Champion and challenger are the same version."
-        else:
-            comparison, note = _compare(source, registry)
+        compared = _comparison(source, registry, champion, challenger, now)
         names = sorted(
             {name for v in (champion, challenger) if v is not None for name in v.lineage.metrics}
         )
-        return Overview(champion, challenger, history, rollback_to, comparison, note, names)
+        overview = Overview(champion, challenger, history, rollback_to, metric_names=names)
+        if isinstance(compared, str):
+            return replace(overview, comparison_note=compared)
+        return replace(
+            overview,
+            comparison=compared.comparison,
+            comparison_note=compared.note,
+            compared_at=compared.at,
+        )
     finally:
         registry.close()
+
+
+def _comparison(
+    source: ModelsSource,
+    registry: MlflowRegistry,
+    champion: ModelVersion | None,
+    challenger: ModelVersion | None,
+    now: datetime,
+) -> Compared | str:
+    """The pair's comparison (kept, or made now and kept), or why none is attempted."""
+    if champion is None or challenger is None:
+        return "A comparison needs both a champion and a challenger."
+    if champion.version == challenger.version:
+        return "Champion and challenger are the same version."
+    if source.decision_log_url is None:
+        return "No decision log is configured, so there is no traffic to compare on."
+    key = ComparisonKey(
+        champion.version,
+        challenger.version,
+        source.decision_log_url,
+        source.review_threshold,
+        source.compare_days,
+    )
+    return source.comparisons.get(
+        key,
+        now=now,
+        max_age=timedelta(seconds=source.comparison_max_age_s),
+        compute=lambda: compare_pair(registry, key, until=now),
+    )
 
 
 def _alias(registry: MlflowRegistry, alias: str) -> ModelVersion | None:
@@ -138,37 +247,32 @@ def _alias(registry: MlflowRegistry, alias: str) -> ModelVersion | None:
         return None
 
 
-def _compare(
-    source: ModelsSource, registry: MlflowRegistry
-) -> tuple[ModelComparison | None, str | None]:
-    """Both models on the recent labelled traffic, or None and why not (logged)."""
-    if source.decision_log_url is None:
-        return None, "No decision log is configured, so there is no traffic to compare on."
-    from fraudops.clock import SystemClock
+def compare_pair(registry: MlflowRegistry, key: ComparisonKey, *, until: datetime) -> Compared:
+    """The key's two versions on the labelled traffic of the ``compare_days`` before
+    ``until``, or why they cannot be compared (logged)."""
     from fraudops.decide.ensemble_scorer import load_scorer
     from fraudops.learn.compare import compare_models, labelled_traffic
 
     try:
-        champion = load_scorer(registry.load_dir("champion"))
-        challenger = load_scorer(registry.load_dir("challenger"))
-        until = SystemClock().now()
-        since = until - timedelta(days=source.compare_days)
+        champion = load_scorer(registry.load_dir(key.champion))
+        challenger = load_scorer(registry.load_dir(key.challenger))
+        since = until - timedelta(days=key.compare_days)
         names = tuple(dict.fromkeys(champion.feature_names + challenger.feature_names))
         traffic = labelled_traffic(
-            source.decision_log_url, since=since, until=until, feature_names=names
+            key.decision_log_url, since=since, until=until, feature_names=names
         )
         result = compare_models(
             traffic,
             champion,
             challenger,
-            review_threshold=source.review_threshold,
+            review_threshold=key.review_threshold,
             since=since,
             until=until,
         )
     except FraudopsError as exc:
         log.warning("review_ui.models_comparison_unavailable", error=str(exc))
-        return None, f"No comparison: {exc}"
-    return result, None
+        return Compared(None, f"No comparison: {exc}", until)
+    return Compared(result, None, until)
 
 
 @router.get("/models", name="ui.models")
@@ -177,12 +281,23 @@ async def models_page(request: Request, user: Annotated[User, Depends(signed_in)
     ui = ui_of(request)
     ui.desk.authorise(user, Permission.APPROVE_PROMOTION)
     source = _source(ui)
-    overview = None if source is None else await run_in_threadpool(_overview, source)
+    now = ui.desk.clock.now()
+    overview = None if source is None else await run_in_threadpool(_overview, source, now)
     return render(
         request,
         "models.html",
         {"overview": overview, "source": source, "max_reason": MAX_NOTE_LENGTH},
     )
+
+
+@router.post("/models/compare", name="ui.models_compare")
+async def recompute(request: Request, user: Annotated[User, Depends(signed_in)]) -> Response:
+    """Drop the kept comparison, so the page makes it again on the latest traffic."""
+    ui = ui_of(request)
+    ui.desk.authorise(user, Permission.APPROVE_PROMOTION)
+    if ui.models is not None:
+        await run_in_threadpool(ui.models.comparisons.drop)
+    return redirect(request, "ui.models")
 
 
 @router.post("/models/promote", name="ui.promote")
