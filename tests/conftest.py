@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -54,3 +54,17 @@ def trained_lake(tmp_path_factory: pytest.TempPathFactory) -> TrainedLake:
         clock=ManualClock(datetime(2018, 7, 1, tzinfo=UTC)),
     )
     return TrainedLake(lake=root / "lake", model_dir=root / "model", report=report)
+
+
+@pytest.fixture(scope="session")
+def retrained_model(trained_lake: TrainedLake, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second model of the tiny lake, trained on a week earlier: another version to promote."""
+    model_dir = tmp_path_factory.mktemp("retrained") / "model"
+    train_model(
+        trained_lake.lake,
+        model_dir,
+        train_start=TINY_TRAIN_START - timedelta(days=7),
+        n_folds=2,
+        clock=ManualClock(datetime(2018, 6, 24, tzinfo=UTC)),
+    )
+    return model_dir

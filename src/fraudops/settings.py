@@ -69,6 +69,14 @@ class ServiceSettings(_Section):
     warmup_rows: int = Field(default=200, ge=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0.0)
     fallback_model_dir: Path | None = None
+    model_alias: str | None = None
+    """Serve the registry's model under this alias (``champion``) instead of ``model_dir``,
+    and follow it: when the alias moves, the new model is loaded, warmed and swapped in
+    between decisions, without a restart."""
+    registry_dir: Path | None = None
+    """The registry ``model_alias`` is read from; None: ``<data_dir>/registry``."""
+    alias_poll_s: float = Field(default=10.0, gt=0.0)
+    """How often the registry is asked where ``model_alias`` points."""
     challenger_model_dir: Path | None = None
     """A challenger scored in shadow after each decision (logged to ``shadow_scores`` in the
     decision log's database, never acted on); None: no shadow."""

@@ -56,9 +56,13 @@ def create_app(settings: Settings, *, build: RuntimeFactory = build_runtime) -> 
         heap.install()
         refreezing = asyncio.create_task(heap.keep_frozen())
         measuring_lag = asyncio.create_task(runtime.service.loop_lag.run())
+        follower = runtime.follower
+        following = None if follower is None else asyncio.create_task(follower.run())
         try:
             yield
         finally:
+            if following is not None:
+                following.cancel()
             measuring_lag.cancel()
             refreezing.cancel()
             heap.remove()
@@ -123,13 +127,13 @@ def _add_health(app: FastAPI) -> None:
         model_detail = ", ".join(f"{m.role} {m.version} ({m.breaker.state})" for m in models)
         components = {
             "model": {
-                "ok": runtime.ready and bool(models),
+                "ok": runtime.ready,
                 "detail": model_detail or "no model loaded",
             },
             "feature_store": {"ok": state_ok, "detail": state_detail},
             "decision_log": {"ok": log_ok, "detail": log_detail},
         }
-        ready = runtime.ready and bool(models) and state_ok
+        ready = runtime.ready and state_ok
         body = Readiness.model_validate(
             {"ready": ready, "components": components, "checked_at": datetime.now(UTC)}
         )

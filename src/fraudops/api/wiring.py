@@ -12,10 +12,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
+from fraudops.api.champion import ChampionFollower
 from fraudops.clock import Clock, SystemClock
 from fraudops.decide.ensemble_scorer import load_scorer
 from fraudops.decide.guard import ScoreGuard
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from fraudops.decide.log import DecisionStore
+    from fraudops.learn.registry import MlflowRegistry
     from fraudops.settings import Settings
     from fraudops.types import Decision
 
@@ -59,9 +62,11 @@ class Runtime:
     log: BufferedDecisionLog
     models_wanted: tuple[str, ...]
     warmup_rows: int
-    ready: bool = False
+    started: bool = False
     notes: list[str] = field(default_factory=list)
     shadow: ShadowScorer | None = None
+    follower: ChampionFollower | None = None
+    """Swaps in the model the registry's alias names when it moves (``service.model_alias``)."""
 
     def start(self) -> None:
         """Warm up, start the log's flusher and mark the service ready.
@@ -75,14 +80,19 @@ class Runtime:
             self.shadow.start()
         self._remember_recent()
         self.service.warm_up(self.warmup_rows)
-        self.ready = bool(self.service.models)
-        self.metrics.ready.set(1 if self.ready else 0)
+        self.started = True
+        self.metrics.ready.set_function(lambda: 1.0 if self.ready else 0.0)
         log.info(
             "service_started",
             models=[f"{m.role}={m.version}" for m in self.service.models],
             notes=self.notes,
             ready=self.ready,
         )
+
+    @property
+    def ready(self) -> bool:
+        """Started, and some model serves (a champion the follower swaps in later counts)."""
+        return self.started and bool(self.service.models)
 
     def _remember_recent(self) -> None:
         capacity = self.service.recent.capacity
@@ -99,13 +109,14 @@ class Runtime:
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop taking work, write every decision, release every resource."""
-        self.ready = False
-        self.metrics.ready.set(0)
+        self.started = False
         self.service.close()
         if self.shadow is not None:
             self.shadow.close(timeout_s)
         self.log.close(timeout_s)
         self.store.close()
+        if self.follower is not None:
+            self.follower.close()
         closer = getattr(self.state, "close", None)
         if callable(closer):
             try:
@@ -149,9 +160,12 @@ def _state(settings: Settings) -> FeatureState:
     return InMemoryFeatureState()
 
 
-def load_scorers(settings: Settings, definition: FeatureDefinition) -> list[tuple[str, Scorer]]:
-    """The champion and the last known good model that load; a failure is logged, not fatal."""
-    wanted = [("champion", settings.model_dir)]
+def load_scorers(
+    settings: Settings, definition: FeatureDefinition, champion_dir: Path | None
+) -> list[tuple[str, Scorer]]:
+    """The champion (from ``champion_dir``; None: none) and the last known good model that
+    load; a failure is logged, not fatal."""
+    wanted = [] if champion_dir is None else [("champion", champion_dir)]
     if settings.service.fallback_model_dir is not None:
         wanted.append(("last_good", settings.service.fallback_model_dir))
     scorers: list[tuple[str, Scorer]] = []
@@ -185,8 +199,13 @@ def build_runtime(
     )
     definition = feature_definition(settings.features.label_delay_days)
     notes: list[str] = []
+    registry, started_on = None, None
+    champion_dir: Path | None = settings.model_dir
+    alias = settings.service.model_alias
+    if alias is not None:
+        registry, started_on, champion_dir = _registry_champion(settings, alias, notes)
     if scorers is None:
-        scorers = load_scorers(settings, definition)
+        scorers = load_scorers(settings, definition, champion_dir)
     if not scorers:
         notes.append("no model loaded: rules and the static policy decide")
     elif scorers[0][0] != "champion":
@@ -207,8 +226,8 @@ def build_runtime(
         metrics.set_breaker_state(name, made.state.value)
         return made
 
-    models = [
-        ServedModel(
+    def served(role: str, scorer: Scorer) -> ServedModel:
+        return ServedModel(
             role,
             scorer,
             definition.names,
@@ -218,8 +237,8 @@ def build_runtime(
                 getattr(scorer, "latency_bounded", False) and not settings.service.isolate_models
             ),
         )
-        for role, scorer in scorers
-    ]
+
+    models = [served(role, scorer) for role, scorer in scorers]
     for model in models:
         metrics.set_model(model.role, model.version)
 
@@ -265,6 +284,11 @@ def build_runtime(
         on_decision=DecisionLines(),
         shadow=shadow,
     )
+    follower = None
+    if registry is not None and alias is not None:
+        follower = _follower(
+            settings, alias, registry, started_on, service, served, definition, metrics, clock
+        )
     return Runtime(
         service=service,
         metrics=metrics,
@@ -276,6 +300,65 @@ def build_runtime(
         warmup_rows=service_settings.warmup_rows,
         notes=notes,
         shadow=shadow,
+        follower=follower,
+    )
+
+
+def _registry_champion(
+    settings: Settings, alias: str, notes: list[str]
+) -> tuple[MlflowRegistry, int | None, Path | None]:
+    """The registry the service follows, and the version and model directory ``alias``
+    names now (None, with a note, when the registry cannot say: the follower loads it
+    once it can)."""
+    from fraudops.learn.registry import open_registry
+
+    registry = open_registry(settings.service.registry_dir or settings.data_dir / "registry")
+    try:
+        found = registry.get(alias)
+        return registry, found.version, registry.load_dir(found.version)
+    except FraudopsError as exc:
+        log.error("champion_alias_unresolved", alias=alias, error=str(exc))
+        notes.append(f"the registry's {alias} is not loaded yet: {exc}")
+        return registry, None, None
+
+
+def _follower(
+    settings: Settings,
+    alias: str,
+    registry: MlflowRegistry,
+    started_on: int | None,
+    service: DecisionService,
+    served: Callable[[str, Scorer], ServedModel],
+    definition: FeatureDefinition,
+    metrics: Metrics,
+    clock: Clock | None,
+) -> ChampionFollower:
+    """What swaps in the model the registry's alias names whenever it moves."""
+    from fraudops.review.database import ReviewDatabase
+
+    service_settings = settings.service
+    warmup_rows = service_settings.warmup_rows
+
+    def make_model(path: Path) -> ServedModel:
+        model = served("champion", load_scorer(path, definition_hash=definition.definition_hash()))
+        try:
+            service.warm_up_model(model, warmup_rows)
+        except Exception as exc:
+            model.close()
+            raise ModelError(f"model {model.version} failed its warm-up: {exc}") from exc
+        return model
+
+    return ChampionFollower(
+        registry,
+        alias,
+        started_on=started_on,
+        service=service,
+        make_model=make_model,
+        audit_database=ReviewDatabase(settings.review.database_url(settings.data_dir)),
+        metrics=metrics,
+        clock=clock or SystemClock(),
+        poll_s=service_settings.alias_poll_s,
+        grace_s=2 * service_settings.deadline_ms / 1000.0,
     )
 
 

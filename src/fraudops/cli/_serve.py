@@ -25,8 +25,9 @@ def serve(
     model_alias: Annotated[
         str | None,
         typer.Option(
-            help="Serve the registry's champion or challenger (read once at start; costs"
-            " MLflow's import, ≈2 s; `fraudops models pull` at deploy time avoids it)."
+            help="Serve the registry's model under this alias (champion) and follow it: a"
+            " promotion or rollback is swapped in without a restart (costs MLflow's import,"
+            " ≈2 s at start)."
         ),
     ] = None,
     registry: Annotated[
@@ -50,16 +51,17 @@ def serve(
         service_update["port"] = port
     if fallback_model_dir is not None:
         service_update["fallback_model_dir"] = fallback_model_dir
-    update: dict[str, Any] = {"service": settings.service.model_copy(update=service_update)}
     if model_dir is not None and model_alias is not None:
         raise InputError("give --model-dir or --model-alias, not both")
+    update: dict[str, Any] = {}
     if model_dir is not None:
         update["model_dir"] = model_dir
+        service_update["model_alias"] = None  # a directory given here wins over the config's
     if model_alias is not None:
-        from fraudops.learn.registry import open_registry
-
-        store = open_registry(registry or settings.data_dir / "registry")
-        update["model_dir"] = store.load_dir(model_alias)
+        service_update["model_alias"] = model_alias
+    if registry is not None:
+        service_update["registry_dir"] = registry
+    update["service"] = settings.service.model_copy(update=service_update)
     settings = settings.model_copy(update=update)
     # Threads (a model, a remote store) hand the interpreter lock back to the event loop at
     # the switch interval; CPython's default of 5 ms would put whole milliseconds of waiting

@@ -408,11 +408,35 @@ class DecisionService:
         """Run every model and the rules on synthetic rows, touching no state."""
         if rows <= 0:
             return
-        generator = np.random.default_rng(0)
-        width = len(self._feature_names)
-        sample = np.abs(generator.normal(1.0, 1.0, size=(rows, width)))
         for model in self.models:
-            model.warm_up(sample, policy=self.policy, explain=self.limits.explain)
+            self.warm_up_model(model, rows)
+
+    def warm_up_model(self, model: ServedModel, rows: int) -> None:
+        """Score and explain ``rows`` synthetic rows on ``model``'s own threads (before it
+        serves, so its first decisions are fast); a model that fails raises."""
+        if rows <= 0:
+            return
+        generator = np.random.default_rng(0)
+        sample = np.abs(generator.normal(1.0, 1.0, size=(rows, len(self._feature_names))))
+        model.warm_up(sample, policy=self.policy, explain=self.limits.explain)
+
+    def replace_model(self, model: ServedModel) -> ServedModel | None:
+        """Serve ``model`` in its role from the next decision on; the model it replaces.
+
+        Call on the event loop: decisions already past their model step keep the model they
+        started with, so the caller closes the replaced one only once they are done (after
+        the deadline). A champion added where there was none goes first in the chain.
+        """
+        replaced = next((m for m in self.models if m.role == model.role), None)
+        if replaced is not None:
+            self.models = tuple(model if m.role == model.role else m for m in self.models)
+        elif model.role == "champion":
+            self.models = (model, *self.models)
+        else:
+            self.models = (*self.models, model)
+        self._model_roles = frozenset(m.role for m in self.models)
+        self.metrics.set_model(model.role, model.version)
+        return replaced
 
     def close(self) -> None:
         """Stop the models' threads; the caller closes the log and stores."""

@@ -123,6 +123,13 @@ class Metrics:
             ["role", "version"],
             registry=r,
         )
+        self.model_swaps = Counter(
+            "fraudops_model_swaps",
+            "Models the service tried to swap in because the registry alias it follows moved,"
+            " by role and outcome (swapped; failed: the old model goes on serving).",
+            ["role", "outcome"],
+            registry=r,
+        )
         self.labels_received = Counter(
             "fraudops_labels_received",
             "Fraud labels received (analyst verdicts, chargebacks, datasets), by source.",

@@ -52,6 +52,7 @@ def running_server(
         "FRAUDOPS_DECISION_LOG__SPILL_DIR": str(tmp_path / "spill"),
         "FRAUDOPS_OBSERVABILITY__LOG_LEVEL": "WARNING",
         "FRAUDOPS_SERVICE__WARMUP_ROWS": "5",
+        "FRAUDOPS_DATA_DIR": str(tmp_path / "data"),
         **env,
     }
     command = [

@@ -46,6 +46,7 @@ def exercise(metrics: Metrics) -> None:
     metrics.in_flight.inc()
     metrics.scores.observe(0.3)
     metrics.set_model("champion", "2026-01-01.1")
+    metrics.model_swaps.labels(role="champion", outcome="swapped").inc()
     metrics.labels_received.labels(source="analyst").inc()
     metrics.decision_log_depth.set(3)
     metrics.decision_log_spilled.inc()
@@ -71,6 +72,7 @@ def test_every_metric_is_exposed_with_its_labels() -> None:
         "fraudops_in_flight_requests": set(),
         "fraudops_model_score_count": set(),
         "fraudops_model_info": {"role", "version"},
+        "fraudops_model_swaps_total": {"role", "outcome"},
         "fraudops_labels_received_total": {"source"},
         "fraudops_decision_log_buffer_depth": set(),
         "fraudops_decision_log_spilled_total": set(),

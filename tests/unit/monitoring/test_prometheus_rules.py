@@ -20,6 +20,8 @@ EXPECTED_ALERTS = {
     "FraudopsDeadLetterGrowth",
     "FraudopsCircuitBreakerOpen",
     "FraudopsDecisionLogSpilling",
+    "FraudopsChampionSwapFailed",
+    "FraudopsChampionsDiffer",
 }
 
 
