@@ -77,6 +77,9 @@ class ServiceSettings(_Section):
     """The registry ``model_alias`` is read from; None: ``<data_dir>/registry``."""
     alias_poll_s: float = Field(default=10.0, gt=0.0)
     """How often the registry is asked where ``model_alias`` points."""
+    challenger_alias: str | None = None
+    """Score the registry's model under this alias (``challenger``) in shadow, and follow it
+    as ``model_alias`` is followed; instead of ``challenger_model_dir``."""
     challenger_model_dir: Path | None = None
     """A challenger scored in shadow after each decision (logged to ``shadow_scores`` in the
     decision log's database, never acted on); None: no shadow."""
@@ -90,6 +93,15 @@ class ServiceSettings(_Section):
     """Run every model on its own threads, even those whose latency is bounded."""
     recent_decisions: int = Field(default=100_000, ge=0)
     """How many recent decisions are kept in memory for idempotent retries and lookups."""
+
+    @model_validator(mode="after")
+    def _one_challenger(self) -> ServiceSettings:
+        if self.challenger_alias is not None and self.challenger_model_dir is not None:
+            raise ValueError(
+                "set either challenger_alias or challenger_model_dir, not both: the shadow"
+                " scores one challenger"
+            )
+        return self
 
 
 class BreakerSettings(_Section):

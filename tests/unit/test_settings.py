@@ -46,3 +46,11 @@ def test_missing_config_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAUDOPS_CONFIG", "/nonexistent/fraudops.yaml")
     with pytest.raises(ConfigError, match=re.escape("/nonexistent/fraudops.yaml")):
         load_settings()
+
+
+def test_one_challenger_source_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A challenger alias and a challenger directory together are refused at start-up."""
+    monkeypatch.setenv("FRAUDOPS_SERVICE__CHALLENGER_ALIAS", "challenger")
+    monkeypatch.setenv("FRAUDOPS_SERVICE__CHALLENGER_MODEL_DIR", "models/challenger")
+    with pytest.raises(ConfigError, match="challenger_alias or challenger_model_dir"):
+        load_settings()

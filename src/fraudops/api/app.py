@@ -56,13 +56,12 @@ def create_app(settings: Settings, *, build: RuntimeFactory = build_runtime) -> 
         heap.install()
         refreezing = asyncio.create_task(heap.keep_frozen())
         measuring_lag = asyncio.create_task(runtime.service.loop_lag.run())
-        follower = runtime.follower
-        following = None if follower is None else asyncio.create_task(follower.run())
+        following = [asyncio.create_task(follower.run()) for follower in runtime.followers]
         try:
             yield
         finally:
-            if following is not None:
-                following.cancel()
+            for task in following:
+                task.cancel()
             measuring_lag.cancel()
             refreezing.cancel()
             heap.remove()

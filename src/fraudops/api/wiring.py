@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from fraudops.api.champion import ChampionFollower
+from fraudops.api.aliases import AliasFollower, ChallengerSeat, ChampionSeat, Seat
 from fraudops.clock import Clock, SystemClock
 from fraudops.decide.ensemble_scorer import load_scorer
 from fraudops.decide.guard import ScoreGuard
@@ -64,9 +64,9 @@ class Runtime:
     warmup_rows: int
     started: bool = False
     notes: list[str] = field(default_factory=list)
-    shadow: ShadowScorer | None = None
-    follower: ChampionFollower | None = None
-    """Swaps in the model the registry's alias names when it moves (``service.model_alias``)."""
+    followers: tuple[AliasFollower, ...] = ()
+    """Seat the models the registry's aliases name when they move (``service.model_alias``,
+    ``service.challenger_alias``)."""
 
     def start(self) -> None:
         """Warm up, start the log's flusher and mark the service ready.
@@ -76,8 +76,8 @@ class Runtime:
         of decisions made before the restart are decided afresh; that is logged).
         """
         self.log.start()
-        if self.shadow is not None:
-            self.shadow.start()
+        if self.service.shadow is not None:
+            self.service.shadow.start()
         self._remember_recent()
         self.service.warm_up(self.warmup_rows)
         self.started = True
@@ -111,12 +111,12 @@ class Runtime:
         """Stop taking work, write every decision, release every resource."""
         self.started = False
         self.service.close()
-        if self.shadow is not None:
-            self.shadow.close(timeout_s)
+        if self.service.shadow is not None:
+            self.service.shadow.close(timeout_s)
         self.log.close(timeout_s)
         self.store.close()
-        if self.follower is not None:
-            self.follower.close()
+        for follower in self.followers:
+            follower.close()
         closer = getattr(self.state, "close", None)
         if callable(closer):
             try:
@@ -199,11 +199,11 @@ def build_runtime(
     )
     definition = feature_definition(settings.features.label_delay_days)
     notes: list[str] = []
-    registry, started_on = None, None
+    followed: list[tuple[str, str, MlflowRegistry, int | None]] = []
     champion_dir: Path | None = settings.model_dir
-    alias = settings.service.model_alias
-    if alias is not None:
-        registry, started_on, champion_dir = _registry_champion(settings, alias, notes)
+    if (alias := settings.service.model_alias) is not None:
+        registry, started_on, champion_dir = _registry_model(settings, alias, notes)
+        followed.append(("champion", alias, registry, started_on))
     if scorers is None:
         scorers = load_scorers(settings, definition, champion_dir)
     if not scorers:
@@ -259,7 +259,14 @@ def build_runtime(
         on_written=metrics.decision_log_written.inc,
     )
     service_settings = settings.service
-    shadow = _shadow(settings, definition, metrics, challenger, clock, notes)
+    make_shadow = _shadow_factory(settings, definition, metrics, clock)
+    if challenger is None and (alias := settings.service.challenger_alias) is not None:
+        registry, started_on, challenger_dir = _registry_model(settings, alias, notes)
+        followed.append(("challenger", alias, registry, started_on))
+        challenger = _challenger(challenger_dir, definition, notes)
+    elif challenger is None:
+        challenger = _challenger(settings.service.challenger_model_dir, definition, notes)
+    shadow = _shadow(make_shadow, challenger, notes)
     service = DecisionService(
         features=OnlineFeatures(definition, state),
         models=models,
@@ -284,11 +291,18 @@ def build_runtime(
         on_decision=DecisionLines(),
         shadow=shadow,
     )
-    follower = None
-    if registry is not None and alias is not None:
-        follower = _follower(
-            settings, alias, registry, started_on, service, served, definition, metrics, clock
-        )
+    seats: dict[str, Seat] = {
+        "champion": ChampionSeat(
+            service,
+            _model_maker(service, served, definition, service_settings.warmup_rows),
+            grace_s=2 * service_settings.deadline_ms / 1000.0,
+        ),
+        "challenger": ChallengerSeat(service, lambda path: _scorer(path, definition), make_shadow),
+    }
+    followers = tuple(
+        _follower(settings, alias, registry, started_on, seats[role], metrics, clock)
+        for role, alias, registry, started_on in followed
+    )
     return Runtime(
         service=service,
         metrics=metrics,
@@ -299,17 +313,16 @@ def build_runtime(
         models_wanted=tuple(role for role, _ in scorers),
         warmup_rows=service_settings.warmup_rows,
         notes=notes,
-        shadow=shadow,
-        follower=follower,
+        followers=followers,
     )
 
 
-def _registry_champion(
+def _registry_model(
     settings: Settings, alias: str, notes: list[str]
 ) -> tuple[MlflowRegistry, int | None, Path | None]:
-    """The registry the service follows, and the version and model directory ``alias``
-    names now (None, with a note, when the registry cannot say: the follower loads it
-    once it can)."""
+    """The registry a follower reads, and the version and model directory ``alias`` names
+    now (None, with a note, when the registry cannot say: the follower seats it once it
+    can)."""
     from fraudops.learn.registry import open_registry
 
     registry = open_registry(settings.service.registry_dir or settings.data_dir / "registry")
@@ -317,30 +330,27 @@ def _registry_champion(
         found = registry.get(alias)
         return registry, found.version, registry.load_dir(found.version)
     except FraudopsError as exc:
-        log.error("champion_alias_unresolved", alias=alias, error=str(exc))
+        log.error("alias_unresolved", alias=alias, error=str(exc))
         notes.append(f"the registry's {alias} is not loaded yet: {exc}")
         return registry, None, None
 
 
-def _follower(
-    settings: Settings,
-    alias: str,
-    registry: MlflowRegistry,
-    started_on: int | None,
+def _scorer(path: Path, definition: FeatureDefinition) -> Scorer:
+    """The scorer of the model directory at ``path``, built on ``definition``'s features."""
+    return load_scorer(path, definition_hash=definition.definition_hash())
+
+
+def _model_maker(
     service: DecisionService,
     served: Callable[[str, Scorer], ServedModel],
     definition: FeatureDefinition,
-    metrics: Metrics,
-    clock: Clock | None,
-) -> ChampionFollower:
-    """What swaps in the model the registry's alias names whenever it moves."""
-    from fraudops.review.database import ReviewDatabase
-
-    service_settings = settings.service
-    warmup_rows = service_settings.warmup_rows
+    warmup_rows: int,
+) -> Callable[[Path], ServedModel]:
+    """Loads a model directory as a champion warmed on its own threads; ModelError if it
+    will not load or fails its warm-up."""
 
     def make_model(path: Path) -> ServedModel:
-        model = served("champion", load_scorer(path, definition_hash=definition.definition_hash()))
+        model = served("champion", _scorer(path, definition))
         try:
             service.warm_up_model(model, warmup_rows)
         except Exception as exc:
@@ -348,38 +358,51 @@ def _follower(
             raise ModelError(f"model {model.version} failed its warm-up: {exc}") from exc
         return model
 
-    return ChampionFollower(
+    return make_model
+
+
+def _follower(
+    settings: Settings,
+    alias: str,
+    registry: MlflowRegistry,
+    started_on: int | None,
+    seat: Seat,
+    metrics: Metrics,
+    clock: Clock | None,
+) -> AliasFollower:
+    """What puts the model ``alias`` names in ``seat`` whenever the alias moves."""
+    from fraudops.review.database import ReviewDatabase
+
+    return AliasFollower(
         registry,
         alias,
+        seat,
         started_on=started_on,
-        service=service,
-        make_model=make_model,
         audit_database=ReviewDatabase(settings.review.database_url(settings.data_dir)),
         metrics=metrics,
         clock=clock or SystemClock(),
-        poll_s=service_settings.alias_poll_s,
-        grace_s=2 * service_settings.deadline_ms / 1000.0,
+        poll_s=settings.service.alias_poll_s,
     )
 
 
-def _shadow(
-    settings: Settings,
-    definition: FeatureDefinition,
-    metrics: Metrics,
-    challenger: Scorer | None,
-    clock: Clock | None,
-    notes: list[str],
-) -> ShadowScorer | None:
-    """The challenger in shadow, if one is configured and loads; a failure is a note."""
-    path = settings.service.challenger_model_dir
-    if challenger is None and path is not None:
-        try:
-            challenger = load_scorer(path, definition_hash=definition.definition_hash())
-        except ModelError as exc:
-            log.error("model_not_loaded", role="challenger", path=str(path), error=str(exc))
-            notes.append(f"challenger not loaded, no shadow scores: {exc}")
-    if challenger is None:
+def _challenger(
+    path: Path | None, definition: FeatureDefinition, notes: list[str]
+) -> Scorer | None:
+    """The challenger model at ``path`` (None: none), if it loads; a failure is a note."""
+    if path is None:
         return None
+    try:
+        return _scorer(path, definition)
+    except ModelError as exc:
+        log.error("model_not_loaded", role="challenger", path=str(path), error=str(exc))
+        notes.append(f"challenger not loaded, no shadow scores: {exc}")
+        return None
+
+
+def _shadow_factory(
+    settings: Settings, definition: FeatureDefinition, metrics: Metrics, clock: Clock | None
+) -> Callable[[Scorer], ShadowScorer]:
+    """Makes the shadow scorer of a challenger (ModelError if it needs other features)."""
     from prometheus_client import Counter
 
     outcomes = Counter(
@@ -390,8 +413,9 @@ def _shadow(
         registry=metrics.registry,
     )
     scored, dropped, failed = (outcomes.labels(outcome=o) for o in ("scored", "dropped", "failed"))
-    try:
-        return ShadowScorer(
+
+    def make_shadow(challenger: Scorer) -> ShadowScorer:
+        shadow = ShadowScorer(
             challenger,
             definition.names,
             settings.decision_log.url,
@@ -401,6 +425,20 @@ def _shadow(
             on_dropped=dropped.inc,
             on_failed=failed.inc,
         )
+        metrics.set_model("challenger", shadow.version)
+        return shadow
+
+    return make_shadow
+
+
+def _shadow(
+    make_shadow: Callable[[Scorer], ShadowScorer], challenger: Scorer | None, notes: list[str]
+) -> ShadowScorer | None:
+    """The challenger in shadow, if there is one; a failure is a note."""
+    if challenger is None:
+        return None
+    try:
+        return make_shadow(challenger)
     except FraudopsError as exc:
         log.error("shadow_not_started", error=str(exc))
         notes.append(f"challenger not shadowed: {exc}")

@@ -30,6 +30,13 @@ def serve(
             " ≈2 s at start)."
         ),
     ] = None,
+    challenger_alias: Annotated[
+        str | None,
+        typer.Option(
+            help="Score the registry's model under this alias (challenger) in shadow, and"
+            " follow it the same way."
+        ),
+    ] = None,
     registry: Annotated[
         Path | None, typer.Option(help="Registry directory (default <data_dir>/registry).")
     ] = None,
@@ -59,6 +66,9 @@ def serve(
         service_update["model_alias"] = None  # a directory given here wins over the config's
     if model_alias is not None:
         service_update["model_alias"] = model_alias
+    if challenger_alias is not None:
+        service_update["challenger_alias"] = challenger_alias
+        service_update["challenger_model_dir"] = None  # the alias given here wins
     if registry is not None:
         service_update["registry_dir"] = registry
     update["service"] = settings.service.model_copy(update=service_update)

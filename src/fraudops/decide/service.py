@@ -435,7 +435,6 @@ class DecisionService:
         else:
             self.models = (*self.models, model)
         self._model_roles = frozenset(m.role for m in self.models)
-        self.metrics.set_model(model.role, model.version)
         return replaced
 
     def close(self) -> None:

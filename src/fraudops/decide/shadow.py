@@ -75,18 +75,14 @@ class ShadowScorer:
     ) -> None:
         if capacity < 1 or batch_size < 1:
             raise ValueError("the shadow queue's capacity and batch size must be at least 1")
-        missing = sorted(set(scorer.feature_names) - set(feature_names))
-        if missing:
-            raise ModelError(
-                f"challenger model {scorer.version} needs features the definition lacks: {missing}"
-            )
+        self._served = frozenset(feature_names)
+        self._check(scorer)
         self.scorer = scorer
         self.url = url
         self.batch_size = batch_size
         self.scored = 0
         self.dropped = 0
         self.failed = 0
-        self._names = tuple(scorer.feature_names)
         self._clock = clock or SystemClock()
         # None is the worker's signal to stop.
         self._queue: queue.Queue[_Item | None] = queue.Queue(capacity)
@@ -103,6 +99,24 @@ class ShadowScorer:
     def version(self) -> str:
         """The challenger's version."""
         return self.scorer.version
+
+    def replace_scorer(self, scorer: Scorer) -> Scorer:
+        """Shadow ``scorer`` from the next queued transaction on; the scorer it replaces.
+
+        One attribute is swapped, and the worker takes it once per transaction, so every
+        shadow score is one model's, under its own version. ModelError if ``scorer`` needs
+        features the service does not serve.
+        """
+        self._check(scorer)
+        replaced, self.scorer = self.scorer, scorer
+        return replaced
+
+    def _check(self, scorer: Scorer) -> None:
+        missing = sorted(set(scorer.feature_names) - self._served)
+        if missing:
+            raise ModelError(
+                f"challenger model {scorer.version} needs features the definition lacks: {missing}"
+            )
 
     @property
     def depth(self) -> int:
@@ -161,26 +175,28 @@ class ShadowScorer:
 
     def _score(self, item: _Item) -> dict[str, object] | None:
         transaction_id, features = item
+        scorer = self.scorer  # once: a replacement takes effect between transactions
         try:
-            row = np.array([_value(features.get(name)) for name in self._names], dtype=np.float64)
+            names = scorer.feature_names
+            row = np.array([_value(features.get(name)) for name in names], dtype=np.float64)
             started = time.perf_counter()
-            score = float(self.scorer.score(row))
+            score = float(scorer.score(row))
             latency_ms = (time.perf_counter() - started) * 1000.0
             if not (math.isfinite(score) and 0.0 <= score <= 1.0):
-                raise ModelError(f"challenger {self.version} scored {score!r}")
+                raise ModelError(f"challenger {scorer.version} scored {score!r}")
         except Exception as exc:  # a challenger's failure must never escape its thread
             self.failed += 1
             self._on_failed(1)
             _log.warning(
                 "shadow.score_failed",
                 transaction_id=transaction_id,
-                model_version=self.version,
+                model_version=scorer.version,
                 error=f"{type(exc).__name__}: {exc}",
             )
             return None
         return {
             "transaction_id": transaction_id,
-            "model_version": self.version,
+            "model_version": scorer.version,
             "score": score,
             "latency_ms": latency_ms,
             "scored_at": self._clock.now().astimezone(UTC),

@@ -50,7 +50,7 @@ STAGES = ("validate", "features", "score", "rules", "decide", "log")
 """The timed stages of the decision path."""
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 """Circuit breaker states and the value ``fraudops_breaker_state`` takes for each."""
-MODEL_ROLES = ("champion", "last_good")
+MODEL_ROLES = ("champion", "last_good", "challenger")
 """The roles a loaded model plays."""
 
 
@@ -119,7 +119,8 @@ class Metrics:
         )
         self.model_info = Gauge(
             "fraudops_model_info",
-            "The model version loaded in each role (champion, last_good); always 1.",
+            "The model version loaded in each role (champion, last_good, and the challenger"
+            " scored in shadow); always 1.",
             ["role", "version"],
             registry=r,
         )

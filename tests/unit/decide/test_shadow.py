@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from fraudops.clock import ManualClock
 from fraudops.decide.ensemble_scorer import load_scorer
 from fraudops.decide.scorer import Scorer
 from fraudops.decide.shadow import ShadowScorer, read_shadow_scores
+from fraudops.errors import ModelError
 from fraudops.features.replay import lake_events
 from fraudops.settings import DecisionLogSettings, ServiceSettings, Settings
 from fraudops.types import Decision, Reason, Transaction
@@ -124,6 +126,31 @@ def test_a_failing_challenger_is_counted_not_raised(log_url: str) -> None:
     )
 
 
+def test_a_replaced_challenger_scores_what_follows_under_its_own_version(
+    tmp_path: Path,
+) -> None:
+    """Scores after a replacement are the new model's, under its version; a model that
+    needs a feature the service does not serve is refused and the old one stays."""
+    url = url_in(tmp_path)
+    shadow = ShadowScorer(SumScorer("challenger-1"), ("a", "b"), url, clock=ManualClock(NOW))
+    shadow.start()
+    shadow.submit("t1", {"a": 2.0, "b": 0.0})
+    give_up = time.monotonic() + 30.0
+    while shadow.scored < 1 and time.monotonic() < give_up:
+        time.sleep(0.01)  # the worker thread writes t1; nothing else to wait on
+    needs_c = SumScorer("needs-c")
+    needs_c.feature_names = ("a", "c")
+    with pytest.raises(ModelError, match="lacks"):
+        shadow.replace_scorer(needs_c)
+    replaced = shadow.replace_scorer(SumScorer("challenger-2"))
+    shadow.submit("t2", {"a": 4.0, "b": 0.0})
+    shadow.close()
+    assert "challenger-1" == replaced.version
+    assert [("t1", "challenger-1", 0.2), ("t2", "challenger-2", 0.4)] == [
+        (row.transaction_id, row.model_version, row.score) for row in read_shadow_scores(url)
+    ]
+
+
 def test_no_table_reads_as_no_scores(log_url: str) -> None:
     """A decision log that never had a shadow has no shadow scores."""
     assert [] == read_shadow_scores(log_url)
@@ -184,7 +211,7 @@ def test_the_champion_decides_the_same_with_a_hung_challenger(
         expected = decide_all(plain, transactions)
     with runtime(tmp_path / "shadowed", trained_lake.model_dir, challenger) as shadowed:
         actual = decide_all(shadowed, transactions)
-        shadow = shadowed.shadow
+        shadow = shadowed.service.shadow
         assert shadow is not None
         # decide() returned every answer while the challenger had scored nothing; the
         # queue (5) filled, the worker holds one (or had not yet taken it), and the rest

@@ -20,7 +20,7 @@ EXPECTED_ALERTS = {
     "FraudopsDeadLetterGrowth",
     "FraudopsCircuitBreakerOpen",
     "FraudopsDecisionLogSpilling",
-    "FraudopsChampionSwapFailed",
+    "FraudopsModelSwapFailed",
     "FraudopsChampionsDiffer",
 }
 

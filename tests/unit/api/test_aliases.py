@@ -1,5 +1,6 @@
-"""The service follows the registry's champion alias: promotions and rollbacks without a
-restart, loud when a version will not serve, every swap in the audit trail."""
+"""The service follows the registry's aliases: promotions and rollbacks of the champion,
+and a new challenger in shadow, without a restart; loud when a version will not serve;
+every swap in the audit trail."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
 from fraudops.api import Runtime, build_runtime
-from fraudops.api.champion import ChampionChange, ChampionFollower
+from fraudops.api.aliases import AliasFollower, ModelChange
 from fraudops.clock import ManualClock
+from fraudops.decide.shadow import read_shadow_scores
 from fraudops.learn.artifact import MANIFEST_FILE, load_model_dir
 from fraudops.learn.registry import MlflowRegistry, lineage_from_model_dir, open_registry
 from fraudops.review.audit import AuditAction, SqlAuditTrail
@@ -95,10 +97,10 @@ def runtime(tmp_path: Path, trained_lake: TrainedLake, registry_root: Path) -> I
         built.close()
 
 
-def follower_of(runtime: Runtime) -> ChampionFollower:
-    """The runtime's follower (it must have one)."""
-    assert runtime.follower is not None
-    return runtime.follower
+def follower_of(runtime: Runtime, role: str = "champion") -> AliasFollower:
+    """The runtime's follower of ``role``'s alias (it must have one)."""
+    [follower] = [f for f in runtime.followers if f.seat.role == role]
+    return follower
 
 
 def champion_version(runtime: Runtime) -> str | None:
@@ -136,7 +138,7 @@ def test_a_promotion_is_swapped_in_and_recorded(
     change = asyncio.run(follower_of(runtime).follow_once())
     again = asyncio.run(follower_of(runtime).follow_once())
     new = version_of(retrained_model)
-    assert isinstance(change, ChampionChange)
+    assert isinstance(change, ModelChange)
     assert (2, new, before) == (
         change.registry_version,
         change.model_version,
@@ -180,7 +182,7 @@ def test_a_version_that_will_not_serve_leaves_the_champion_and_is_counted(
     assert 1.0 == metric(runtime, "fraudops_model_swaps_total", outcome="failed")
     assert [] == model_changes(tmp_path)
     promote(registry_root, 2)
-    assert isinstance(asyncio.run(follower.follow_once()), ChampionChange)
+    assert isinstance(asyncio.run(follower.follow_once()), ModelChange)
 
 
 def test_a_rollback_swaps_the_previous_champion_back(
@@ -311,3 +313,50 @@ def test_a_running_server_swaps_without_dropping_a_decision(
     first_new = versions.index(new)
     assert all(version == new for version in versions[first_new:])
     assert [] == [a for a in answers if a[0] != 200 or a[2] != "model" or a[3]]
+
+
+def test_a_challenger_named_in_the_registry_is_scored_in_shadow(
+    tmp_path: Path,
+    trained_lake: TrainedLake,
+    registry_root: Path,
+    retrained_model: Path,
+    transactions: list[Transaction],
+) -> None:
+    """A service following the challenger alias starts with nothing in shadow; once the
+    alias names the retrained model, the decisions after it get that model's shadow
+    scores, and the change is in the metrics and the audit trail."""
+    settings = following_settings(tmp_path, trained_lake.model_dir, registry_root)
+    service = settings.service.model_copy(update={"challenger_alias": "challenger"})
+    built = build_runtime(settings.model_copy(update={"service": service}), clock=ManualClock(NOW))
+    built.start()
+    try:
+        before = built.service.shadow
+        registry = open_registry(registry_root)
+        try:
+            registry.set_alias("challenger", 2, actor="lea", reason="retrained on May")
+        finally:
+            registry.close()
+        change = asyncio.run(follower_of(built, "challenger").follow_once())
+
+        async def decide_all() -> None:
+            for tx in transactions[:5]:
+                await built.service.decide(tx)
+
+        asyncio.run(decide_all())
+    finally:
+        built.close()
+    new = version_of(retrained_model)
+    assert None is before
+    assert change is not None
+    assert ("challenger", new, None) == (
+        change.role,
+        change.model_version,
+        change.previous_model_version,
+    )
+    scores = read_shadow_scores(settings.decision_log.url)
+    assert {new} == {row.model_version for row in scores}
+    assert 5 == len(scores)
+    assert 1.0 == metric(built, "fraudops_model_info", role="challenger", version=new)
+    assert [("system:service", f"challenger:{new}")] == [
+        (actor, subject) for actor, subject, _ in model_changes(tmp_path)
+    ]
