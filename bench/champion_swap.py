@@ -23,7 +23,6 @@ pair, not a figure from another day. Progress goes to stderr, the JSON to stdout
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import statistics
 import sys
@@ -45,6 +44,7 @@ from service import (
     code_version,
     free_port,
     prepare,
+    report,
     run_rates,
     say,
     service_env,
@@ -204,17 +204,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=128)
     parser.add_argument("--out-json", type=Path, default=None, help="also write the JSON here")
     parser.add_argument("--workdir", type=Path, default=None, help="keep data here (default: tmp)")
-    args = parser.parse_args()
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        results = bench(args, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="fraudops-bench-swap-") as tmp:
-            results = bench(args, Path(tmp))
-    text = json.dumps(results, indent=2)
-    if args.out_json is not None:
-        args.out_json.write_text(text + "\n", encoding="utf-8")
-    sys.stdout.write(text + "\n")
+    report(bench, parser.parse_args(), "fraudops-bench-swap-")
 
 
 if __name__ == "__main__":

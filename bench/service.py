@@ -45,7 +45,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -539,12 +539,21 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=DataPlan.days)
     parser.add_argument("--out-json", type=Path, default=None, help="also write the JSON here")
     parser.add_argument("--workdir", type=Path, default=None, help="keep data here (default: tmp)")
-    args = parser.parse_args()
+    report(bench, parser.parse_args(), "fraudops-bench-service-")
+
+
+def report(
+    bench: Callable[[argparse.Namespace, Path], dict[str, Any]],
+    args: argparse.Namespace,
+    prefix: str,
+) -> None:
+    """Run ``bench`` in ``args.workdir`` (else a temporary folder named from ``prefix``),
+    print its JSON, and write it to ``args.out_json`` too when that is set."""
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
         results = bench(args, args.workdir)
     else:
-        with tempfile.TemporaryDirectory(prefix="fraudops-bench-service-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
             results = bench(args, Path(tmp))
     text = json.dumps(results, indent=2)
     if args.out_json is not None:

@@ -7,6 +7,7 @@ the learn, decide and api tests alike.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from fraudops.ingest import ingest_sources, load_mapping
 from fraudops.learn.jobs import train_model
 from fraudops.learn.report import Report
 from fraudops.simulate import SimulationConfig, simulate, write_dataset
+from tests.services import postgres_schema_url
 
 # A per-example deadline would turn a slow, shared CI machine into flaky failures; in CI the
 # examples are also derandomised so a failure reproduces from the log.
@@ -68,3 +70,14 @@ def retrained_model(trained_lake: TrainedLake, tmp_path_factory: pytest.TempPath
         clock=ManualClock(datetime(2018, 6, 24, tzinfo=UTC)),
     )
     return model_dir
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind fraudops runs on: a SQLite file in a folder that does
+    not exist yet, or a private schema of the test PostgreSQL (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'databases' / 'fraudops.db'}"
+    else:
+        with postgres_schema_url() as url:
+            yield url

@@ -8,7 +8,6 @@ terminal index), with no version table.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,16 +30,6 @@ from tests.services import postgres_schema_url
 from tests.unit.decide.test_log_record import SAMPLES, make_record
 
 HEAD = ScriptDirectory.from_config(log_schema.alembic_config()).get_current_head()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty database of each supported kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/decisions.db"
-    else:
-        with postgres_schema_url() as found:
-            yield found
 
 
 def revision_of(engine: sa.Engine) -> str | None:
@@ -74,10 +63,10 @@ def as_an_older_release_left_it(engine: sa.Engine, revision: str) -> None:
         connection.execute(sa.text(f"DROP TABLE {log_schema.VERSION_TABLE}"))
 
 
-def test_the_migrations_build_exactly_the_tables_the_code_describes(url: str) -> None:
+def test_the_migrations_build_exactly_the_tables_the_code_describes(sql_url: str) -> None:
     """A new log's database is at the newest revision and matches the metadata exactly."""
-    store = SqlDecisionStore(url)
-    engine = create_engine(url, what="the test's decision log")
+    store = SqlDecisionStore(sql_url)
+    engine = create_engine(sql_url, what="the test's decision log")
     try:
         store.write(SAMPLES)
         assert HEAD == revision_of(engine)
@@ -87,10 +76,10 @@ def test_the_migrations_build_exactly_the_tables_the_code_describes(url: str) ->
         store.close()
 
 
-def test_the_migrations_downgrade_to_nothing_and_back(url: str) -> None:
+def test_the_migrations_downgrade_to_nothing_and_back(sql_url: str) -> None:
     """Downgrading to base drops every table of the log; upgrading again rebuilds them."""
-    SqlDecisionStore(url).close()
-    engine = create_engine(url, what="the test's decision log")
+    SqlDecisionStore(sql_url).close()
+    engine = create_engine(sql_url, what="the test's decision log")
     try:
         with engine.begin() as connection:
             command.downgrade(log_schema.alembic_config(connection), "base")
@@ -103,20 +92,20 @@ def test_the_migrations_downgrade_to_nothing_and_back(url: str) -> None:
         engine.dispose()
 
 
-def test_a_log_from_before_write_times_is_adopted_and_its_records_dated(url: str) -> None:
+def test_a_log_from_before_write_times_is_adopted_and_its_records_dated(sql_url: str) -> None:
     """A log an older release made (no ``logged_at``, no version table) is adopted when a
     store opens it: its records are kept and dated by their decision time, new ones by when
     they are written, and the tables end exactly as the code describes them."""
-    first = SqlDecisionStore(url)
+    first = SqlDecisionStore(sql_url)
     first.write([SAMPLES[0]])
     first.close()
-    engine = create_engine(url, what="the test's decision log")
+    engine = create_engine(sql_url, what="the test's decision log")
     as_an_older_release_left_it(engine, "0001")
     columns = {column["name"] for column in sa.inspect(engine).get_columns("decisions")}
     assert "logged_at" not in columns
     written_at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-    adopted = SqlDecisionStore(url, now=lambda: written_at)
-    reader = SqlDecisionReader(url)
+    adopted = SqlDecisionStore(sql_url, now=lambda: written_at)
+    reader = SqlDecisionReader(sql_url)
     try:
         adopted.write([SAMPLES[1]])
         logged = [(entry.record, entry.logged_at) for entry in reader.since(None, 10)]
@@ -129,19 +118,19 @@ def test_a_log_from_before_write_times_is_adopted_and_its_records_dated(url: str
         engine.dispose()
 
 
-def test_a_log_with_write_times_but_no_migrations_is_adopted_as_it_is(url: str) -> None:
+def test_a_log_with_write_times_but_no_migrations_is_adopted_as_it_is(sql_url: str) -> None:
     """The release that added ``logged_at`` in place left it filled: adopting keeps every
     value and adds only what is new since (the terminal index)."""
     written_at = datetime(2029, 5, 6, 7, 8, 9, tzinfo=UTC)
-    first = SqlDecisionStore(url, now=lambda: written_at)
+    first = SqlDecisionStore(sql_url, now=lambda: written_at)
     first.write(SAMPLES[:2])
     first.close()
-    engine = create_engine(url, what="the test's decision log")
+    engine = create_engine(sql_url, what="the test's decision log")
     as_an_older_release_left_it(engine, "0003")
     indexes = {index["name"] for index in sa.inspect(engine).get_indexes("decisions")}
     assert "ix_decisions_terminal" not in indexes
-    adopted = SqlDecisionStore(url)
-    reader = SqlDecisionReader(url)
+    adopted = SqlDecisionStore(sql_url)
+    reader = SqlDecisionReader(sql_url)
     try:
         assert len(SAMPLES[:2]) == adopted.count()
         assert [written_at, written_at] == [entry.logged_at for entry in reader.since(None, 10)]
@@ -153,12 +142,12 @@ def test_a_log_with_write_times_but_no_migrations_is_adopted_as_it_is(url: str) 
         engine.dispose()
 
 
-def test_the_review_tables_and_the_decision_log_share_one_database(url: str) -> None:
+def test_the_review_tables_and_the_decision_log_share_one_database(sql_url: str) -> None:
     """Both schemas migrate in one database, each with its own version table, and each
     finds exactly its own tables as its code describes them."""
-    review = ReviewDatabase(url)
-    store = SqlDecisionStore(url)
-    engine = create_engine(url, what="the test's database")
+    review = ReviewDatabase(sql_url)
+    store = SqlDecisionStore(sql_url)
+    engine = create_engine(sql_url, what="the test's database")
     try:
         store.write(SAMPLES[:1])
         review.ensure_schema()

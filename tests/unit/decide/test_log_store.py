@@ -19,23 +19,13 @@ from tests.services import postgres_schema_url
 from tests.unit.decide.test_log_record import SAMPLES, make_label, make_record
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty decision log in each supported database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/nested/folder/decisions.db"
-    else:
-        with postgres_schema_url() as url:
-            yield url
-
-
 @pytest.fixture
-def open_store(store_url: str) -> Iterator[Callable[[], SqlDecisionStore]]:
-    """Opens stores on ``store_url``, closing each at the end of the test."""
+def open_store(sql_url: str) -> Iterator[Callable[[], SqlDecisionStore]]:
+    """Opens stores on ``sql_url``, closing each at the end of the test."""
     opened: list[SqlDecisionStore] = []
 
     def open_one() -> SqlDecisionStore:
-        store = SqlDecisionStore(store_url)
+        store = SqlDecisionStore(sql_url)
         opened.append(store)
         return store
 

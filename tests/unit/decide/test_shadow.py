@@ -24,7 +24,6 @@ from fraudops.features.replay import lake_events
 from fraudops.settings import DecisionLogSettings, ServiceSettings, Settings
 from fraudops.types import Decision, Reason, Transaction
 from tests.conftest import TrainedLake
-from tests.services import postgres_schema_url
 
 FloatArray = npt.NDArray[np.float64]
 NOW = datetime(2018, 6, 2, 12, tzinfo=UTC)
@@ -77,44 +76,34 @@ def url_in(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'decisions.db'}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty decision log database of each supported kind (PostgreSQL: a private schema)."""
-    if request.param == "sqlite":
-        yield url_in(tmp_path)
-    else:
-        with postgres_schema_url() as url:
-            yield url
-
-
-def test_scores_land_in_the_shadow_table(log_url: str) -> None:
+def test_scores_land_in_the_shadow_table(sql_url: str) -> None:
     """Each handed-over transaction gets one row: its id, the version, the score, a time."""
-    shadow = ShadowScorer(SumScorer(), ("b", "a"), log_url, clock=ManualClock(NOW))
+    shadow = ShadowScorer(SumScorer(), ("b", "a"), sql_url, clock=ManualClock(NOW))
     shadow.start()
     assert shadow.submit("t1", {"a": 2.0, "b": 9.0})
     assert shadow.submit("t2", {"a": 5.0, "b": None})
     shadow.close()
-    rows = read_shadow_scores(log_url)
+    rows = read_shadow_scores(sql_url)
     assert [("t1", "challenger-1", 0.2, NOW), ("t2", "challenger-1", 0.5, NOW)] == [
         (row.transaction_id, row.model_version, row.score, row.scored_at) for row in rows
     ]
     assert (2, 0, 0) == (shadow.scored, shadow.dropped, shadow.failed)
 
 
-def test_a_full_queue_drops_and_counts(log_url: str) -> None:
+def test_a_full_queue_drops_and_counts(sql_url: str) -> None:
     """Past the queue's capacity a transaction is refused at once and counted as dropped."""
     dropped: list[int] = []
-    shadow = ShadowScorer(SumScorer(), ("a", "b"), log_url, capacity=2, on_dropped=dropped.append)
+    shadow = ShadowScorer(SumScorer(), ("a", "b"), sql_url, capacity=2, on_dropped=dropped.append)
     accepted = [shadow.submit(f"t{i}", {"a": 1.0, "b": 1.0}) for i in range(3)]
     assert ([True, True, False], 1, [1]) == (accepted, shadow.dropped, dropped)
     shadow.start()
     shadow.close()
-    assert ["t0", "t1"] == [row.transaction_id for row in read_shadow_scores(log_url)]
+    assert ["t0", "t1"] == [row.transaction_id for row in read_shadow_scores(sql_url)]
 
 
-def test_a_failing_challenger_is_counted_not_raised(log_url: str) -> None:
+def test_a_failing_challenger_is_counted_not_raised(sql_url: str) -> None:
     """A score outside [0, 1] is counted as failed and nothing is written for it."""
-    shadow = ShadowScorer(SumScorer(), ("a", "b"), log_url)
+    shadow = ShadowScorer(SumScorer(), ("a", "b"), sql_url)
     shadow.start()
     shadow.submit("bad", {"a": 30.0, "b": 0.0})
     shadow.submit("good", {"a": 3.0, "b": 0.0})
@@ -122,7 +111,7 @@ def test_a_failing_challenger_is_counted_not_raised(log_url: str) -> None:
     assert (1, 1, ["good"]) == (
         shadow.scored,
         shadow.failed,
-        [row.transaction_id for row in read_shadow_scores(log_url)],
+        [row.transaction_id for row in read_shadow_scores(sql_url)],
     )
 
 
@@ -151,9 +140,9 @@ def test_a_replaced_challenger_scores_what_follows_under_its_own_version(
     ]
 
 
-def test_no_table_reads_as_no_scores(log_url: str) -> None:
+def test_no_table_reads_as_no_scores(sql_url: str) -> None:
     """A decision log that never had a shadow has no shadow scores."""
-    assert [] == read_shadow_scores(log_url)
+    assert [] == read_shadow_scores(sql_url)
 
 
 @pytest.fixture(scope="module")
@@ -224,13 +213,13 @@ def test_the_champion_decides_the_same_with_a_hung_challenger(
 
 
 def test_shadowed_decisions_leave_their_scores_in_the_decision_log(
-    tmp_path: Path, log_url: str, trained_lake: TrainedLake, transactions: list[Transaction]
+    tmp_path: Path, sql_url: str, trained_lake: TrainedLake, transactions: list[Transaction]
 ) -> None:
     """The challenger's scores are written beside the decisions, keyed by transaction id."""
     challenger = load_scorer(trained_lake.model_dir)
-    with runtime(tmp_path, trained_lake.model_dir, challenger, log_url) as built:
+    with runtime(tmp_path, trained_lake.model_dir, challenger, sql_url) as built:
         decisions = decide_all(built, transactions[:5])
-    rows = read_shadow_scores(log_url)
+    rows = read_shadow_scores(sql_url)
     by_id = {row.transaction_id: row.score for row in rows}
     # The same model in shadow scores exactly what the champion scored.
     assert {d.transaction_id: d.score for d in decisions} == pytest.approx(by_id)

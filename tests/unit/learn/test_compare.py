@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -14,7 +12,6 @@ from fraudops.decide.log import DecisionRecord, SqlDecisionStore
 from fraudops.errors import NotEnoughDataError
 from fraudops.learn.compare import compare_models, labelled_traffic
 from fraudops.types import Action, Decision, Label, LabelSource, Reason, Transaction
-from tests.services import postgres_schema_url
 
 FloatArray = npt.NDArray[np.float64]
 FEATURES = ("a", "b")
@@ -59,20 +56,10 @@ ROWS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty decision log database of each supported kind (PostgreSQL: a private schema)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'decisions.db'}"
-    else:
-        with postgres_schema_url() as url:
-            yield url
-
-
 @pytest.fixture
-def log_url(empty_log_url: str) -> str:
+def log_url(sql_url: str) -> str:
     """A decision log with six labelled decisions in range, and others that must not count."""
-    url = empty_log_url
+    url = sql_url
     store = SqlDecisionStore(url)
     at = SINCE + timedelta(hours=1)
     records = [

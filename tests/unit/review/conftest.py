@@ -16,25 +16,14 @@ from fraudops.review.desk import ReviewDesk
 from fraudops.review.ratelimit import SqlSignInLimiter
 from fraudops.review.store import SqlCaseStore
 from fraudops.review.users import Role, SqlUserStore
-from tests.services import postgres_schema_url
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty database of each supported kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/review/review.db"
-    else:
-        with postgres_schema_url() as url:
-            yield url
-
-
 @pytest.fixture
-def database(database_url: str) -> Iterator[ReviewDatabase]:
+def database(sql_url: str) -> Iterator[ReviewDatabase]:
     """A migrated review database, closed after the test."""
-    db = ReviewDatabase(database_url)
+    db = ReviewDatabase(sql_url)
     yield db
     db.close()
 

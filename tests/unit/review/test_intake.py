@@ -77,26 +77,16 @@ def test_reviews_and_sampled_approvals_open_cases_declines_do_not() -> None:
     assert records[2].decided_at + SLA == openings[1].due_at
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def decision_log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A decision log database of each supported kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/decisions.db"
-    else:
-        with postgres_schema_url() as url:
-            yield url
-
-
 def test_the_reader_gives_back_what_the_decision_log_wrote(
-    decision_log_url: str, clock: ManualClock
+    sql_url: str, clock: ManualClock
 ) -> None:
     """Records read back equal, in the order written (a batch by id), with their write time."""
-    log = SqlDecisionStore(decision_log_url, now=clock.now)
+    log = SqlDecisionStore(sql_url, now=clock.now)
     first = [make_record(n, source="rules" if n % 2 else "model") for n in (3, 1)]
     log.write(first)
     clock.advance(timedelta(seconds=1))
     log.write([make_record(2)])
-    reader = SqlDecisionReader(decision_log_url)
+    reader = SqlDecisionReader(sql_url)
     try:
         logged = reader.since(None, 10)
         assert [first[1], first[0], make_record(2)] == [entry.record for entry in logged]
