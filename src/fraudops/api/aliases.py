@@ -38,7 +38,7 @@ import structlog
 from fraudops.clock import Clock
 from fraudops.decide.models import ServedModel
 from fraudops.decide.scorer import Scorer
-from fraudops.errors import FraudopsError, ModelNotFoundError, StoreError
+from fraudops.errors import FraudopsError, ModelError, ModelNotFoundError, StoreError
 from fraudops.review.audit import SYSTEM_PREFIX, AuditAction, AuditEntry, SqlAuditTrail
 
 if TYPE_CHECKING:
@@ -129,6 +129,12 @@ class ChallengerSeat:
 
     def prepare(self, path: Path) -> Swap:
         scorer = self._load(path)
+        served = set(self.service.features.definition.names)
+        missing = sorted(set(scorer.feature_names) - served)
+        if missing:  # checked here, off the loop, so installing cannot fail
+            raise ModelError(
+                f"challenger model {scorer.version} needs features the service lacks: {missing}"
+            )
 
         def install() -> None:
             shadow = self.service.shadow
@@ -208,10 +214,13 @@ class AliasFollower:
             self._audit_database.close()
 
     async def run(self) -> None:
-        """Follow the alias until cancelled."""
+        """Follow the alias until cancelled; an unexpected failure is logged, not the end."""
         while True:
             await asyncio.sleep(self.poll_s)
-            await self.follow_once()
+            try:
+                await self.follow_once()
+            except Exception:
+                log.exception("alias_follow_failed", alias=self.alias, role=self.seat.role)
 
     async def follow_once(self) -> ModelChange | None:
         """Ask the registry once; seat the model the alias names if it is a new one."""

@@ -360,3 +360,27 @@ def test_a_challenger_named_in_the_registry_is_scored_in_shadow(
     assert [("system:service", f"challenger:{new}")] == [
         (actor, subject) for actor, subject, _ in model_changes(tmp_path)
     ]
+
+
+def test_a_challenger_that_will_not_serve_leaves_the_shadow_as_it_was(
+    tmp_path: Path, trained_lake: TrainedLake, registry_root: Path
+) -> None:
+    """The challenger alias names a model built on other features: nothing is shadowed,
+    the failure is counted under the challenger's role, and following goes on."""
+    settings = following_settings(tmp_path, trained_lake.model_dir, registry_root)
+    service = settings.service.model_copy(update={"challenger_alias": "challenger"})
+    built = build_runtime(settings.model_copy(update={"service": service}), clock=ManualClock(NOW))
+    built.start()
+    try:
+        registry = open_registry(registry_root)
+        try:
+            registry.set_alias("challenger", 4, actor="lea", reason="try the new features")
+        finally:
+            registry.close()
+        change = asyncio.run(follower_of(built, "challenger").follow_once())
+        shadow = built.service.shadow
+    finally:
+        built.close()
+    assert (None, None) == (change, shadow)
+    assert 1.0 == metric(built, "fraudops_model_swaps_total", role="challenger", outcome="failed")
+    assert [] == model_changes(tmp_path)
