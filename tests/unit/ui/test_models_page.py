@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from fraudops.api import Runtime, build_runtime
 from fraudops.api.ui import ReviewUi, SessionCodec, review_ui_router
 from fraudops.api.ui.models import (
     Compared,
@@ -25,8 +28,10 @@ from fraudops.decide.ensemble_scorer import load_scorer
 from fraudops.decide.log import DecisionRecord
 from fraudops.learn.registry import lineage_from_model_dir, open_registry
 from fraudops.review import AuditAction
+from fraudops.settings import Settings
 from fraudops.types import Action, Decision, Label, LabelSource, Transaction
 from tests.conftest import TrainedLake
+from tests.unit.api.conftest import service_settings
 from tests.unit.learn.mlflow_store import fresh_mlflow_db
 from tests.unit.ui.conftest import SECRET, T0, Desk, sign_in
 
@@ -48,8 +53,11 @@ def registry(tmp_path: Path, trained_lake: TrainedLake) -> Path:
     return root
 
 
-def models_client(parts: Desk, tmp_path: Path, registry_root: Path) -> Iterator[TestClient]:
-    """A client of the UI whose models page reads ``registry_root`` and the parts' log."""
+def models_client(
+    parts: Desk, tmp_path: Path, registry_root: Path, runtime: Runtime | None = None
+) -> Iterator[TestClient]:
+    """A client of the UI whose models page reads ``registry_root`` and the parts' log,
+    served beside ``runtime``'s decision service when one is given."""
 
     async def keep(label: Label) -> str:
         return "Label recorded."
@@ -69,6 +77,7 @@ def models_client(parts: Desk, tmp_path: Path, registry_root: Path) -> Iterator[
         )
 
     app = FastAPI()
+    app.state.runtime = runtime
     app.include_router(review_ui_router(build))
     with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
         yield client
@@ -394,3 +403,73 @@ def test_a_promotion_without_a_reason_is_refused(
         champion(registry),
         audit(parts),
     )
+
+
+@contextmanager
+def started(settings: Settings) -> Iterator[Runtime]:
+    """A started decision service for ``settings``, closed after."""
+    runtime = build_runtime(settings)
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+@pytest.fixture
+def two_models(tmp_path: Path, trained_lake: TrainedLake, retrained_model: Path) -> Path:
+    """A registry: 1 = the tiny model (champion), 2 = the retrained one."""
+    root = tmp_path / "two-models"
+    fresh_mlflow_db(root)
+    models = open_registry(root)
+    for model_dir in (trained_lake.model_dir, retrained_model):
+        models.register(model_dir, lineage=lineage_from_model_dir(model_dir, trained_by="ana"))
+    models.set_alias("champion", 1, actor="ana", reason="first model")
+    models.close()
+    return root
+
+
+def serving_cell(html: str) -> str:
+    """The text of the champion card's "This service" cell, without its markup."""
+    start = html.index('class="serving-champion">') + len('class="serving-champion">')
+    cell = re.sub(r"<[^>]+>", "", html[start : html.index("</dd>", start)])
+    return " ".join(cell.split())
+
+
+def test_a_lead_sees_that_this_service_serves_the_champion(
+    parts: Desk, tmp_path: Path, trained_lake: TrainedLake, two_models: Path
+) -> None:
+    """Served beside a service whose champion is the registry's, the page says so."""
+    with started(service_settings(tmp_path / "svc", trained_lake.model_dir)) as runtime:
+        for client in models_client(parts, tmp_path, two_models, runtime):
+            sign_in(client, "lea")
+            assert "serves it" == serving_cell(client.get("/ui/models").text)
+
+
+def test_a_promotion_not_yet_served_is_shown_with_what_to_do(
+    parts: Desk, tmp_path: Path, trained_lake: TrainedLake, two_models: Path
+) -> None:
+    """After a promotion the page says which model the service still has: one that
+    follows the alias takes it within seconds; one on a fixed directory needs a restart
+    with --model-alias."""
+    fixed = service_settings(tmp_path / "fixed", trained_lake.model_dir)
+    following = service_settings(
+        tmp_path / "following",
+        trained_lake.model_dir,
+        model_alias="champion",
+        registry_dir=two_models,
+    ).model_copy(update={"data_dir": tmp_path / "following"})
+    served = load_scorer(trained_lake.model_dir).version
+    cells = []
+    with started(fixed) as on_fixed, started(following) as on_following:
+        models = open_registry(two_models)
+        models.set_alias("champion", 2, actor="lea", reason="better last week")
+        models.close()
+        for runtime in (on_fixed, on_following):
+            for client in models_client(parts, tmp_path, two_models, runtime):
+                sign_in(client, "lea")
+                cells.append(serving_cell(client.get("/ui/models").text))
+    fixed_cell, following_cell = cells
+    assert fixed_cell.startswith(f"has {served} from a fixed model directory"), fixed_cell
+    assert "--model-alias champion" in fixed_cell
+    assert following_cell.startswith(f"has {served}: it takes the registry's champion"), cells

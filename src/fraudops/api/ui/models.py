@@ -42,6 +42,7 @@ from fraudops.review import AuditAction, Permission, User
 from fraudops.review.desk import MAX_NOTE_LENGTH
 
 if TYPE_CHECKING:
+    from fraudops.api.wiring import Runtime
     from fraudops.learn.compare import ModelComparison
     from fraudops.learn.registry import AliasChange, MlflowRegistry, ModelVersion
     from fraudops.settings import Settings
@@ -112,6 +113,16 @@ class ComparisonCache:
         made, so that one is not kept either)."""
         with self._lock:
             self._last = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seated:
+    """The model this service process has in a seat, and whether it follows the alias."""
+
+    version: str | None
+    follows_alias: bool
+    """True: it takes the registry's model within seconds of a move; False: its model is a
+    fixed directory, changed only by a restart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,11 +294,30 @@ async def models_page(request: Request, user: Annotated[User, Depends(signed_in)
     source = _source(ui)
     now = ui.desk.clock.now()
     overview = None if source is None else await run_in_threadpool(_overview, source, now)
-    return render(
-        request,
-        "models.html",
-        {"overview": overview, "source": source, "max_reason": MAX_NOTE_LENGTH},
-    )
+    context = {
+        "overview": overview,
+        "source": source,
+        "max_reason": MAX_NOTE_LENGTH,
+        "serving": _serving_here(request),
+    }
+    return render(request, "models.html", context)
+
+
+def _serving_here(request: Request) -> dict[str, Seated] | None:
+    """What this service process serves as champion and scores as challenger, so a lead
+    sees whether a promotion has reached it; None when the UI runs without a decision
+    service."""
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return None
+    service = runtime.service
+    followed = {follower.seat.role for follower in runtime.followers}
+    champion = next((m.version for m in service.models if m.role == "champion"), None)
+    challenger = None if service.shadow is None else service.shadow.version
+    return {
+        "champion": Seated(champion, "champion" in followed),
+        "challenger": Seated(challenger, "challenger" in followed),
+    }
 
 
 @router.post("/models/compare", name="ui.models_compare")
