@@ -36,6 +36,11 @@ LightGBM (``learn.train``), 7 training days ending 8 days before the week, on th
 the arm's replay computed for those days. Reviews start on ``--feedback-start`` (weeks
 before the test weeks, so the feedback arm's training data already holds reviewed labels).
 
+With ``--card-history-days N``, working a case also labels the frauds among its card's
+payments of the N days before it, known with the case's verdict: the analyst goes through
+them with the cardholder, as fraud teams do when they call one. A fraud found so is not
+counted as caught (it was not stopped), but its label reaches the terminal's risk.
+
 ``--oracle-discovery`` adds a diagnostic arm, not a review regime: the feedback arm, also
 told each terminal compromise's first fraud ``--hours`` after it, for free (no review spent,
 not counted as caught). It measures what fresh labels are worth once a compromise is found,
@@ -51,7 +56,8 @@ frauds the chargeback delay hides (a compromised terminal's fraud with no fraud 
 terminal 7 to 30 days before it) and the rest.
 
     .venv/bin/python bench/feedback.py --lake /work/data/lake --out /work/data/feedback \
-        [--capacity 100] [--hours 4] [--oracle-discovery] [--card-rule-days N] [--no-parity]
+        [--capacity 100] [--hours 4] [--oracle-discovery] [--card-rule-days N]
+        [--card-history-days N] [--no-parity]
 
 About 4 minutes on one thread with ``--oracle-discovery`` (the offline features are cached
 under ``--out``/cache after the first run, which adds about a minute).
@@ -456,6 +462,22 @@ def card_blocked(rows: IntArray, data: Data, known_at: IntArray, block_us: int) 
     return blocked
 
 
+def card_history_frauds(rows: IntArray, data: Data, history_us: int) -> tuple[IntArray, IntArray]:
+    """The frauds on each row's card in the ``history_us`` up to it: (fraud index, row)."""
+    if len(rows) == 0 or history_us <= 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    t = data.t[rows]
+    near = (data.frauds.t <= t.max()) & (data.frauds.t > t.min() - history_us)
+    left = pd.DataFrame({"row": rows, "t": t, "card": data.card[rows]})
+    right = pd.DataFrame(
+        {"fraud": np.flatnonzero(near), "card": data.frauds.card[near], "ft": data.frauds.t[near]}
+    )
+    pairs = left.merge(right, on="card")
+    pairs = pairs[(pairs["ft"] <= pairs["t"]) & (pairs["t"] - pairs["ft"] < history_us)]
+    return pairs["fraud"].to_numpy(np.int64), pairs["row"].to_numpy(np.int64)
+
+
 def _day_rows(data: Data, day: date) -> IntArray:
     d = _epoch_day(day)
     lo, hi = np.searchsorted(data.day, [d, d + 1])
@@ -494,11 +516,14 @@ def replay(
     capacity: int,
     hours: int,
     card_block_us: int = 0,
+    card_history_us: int = 0,
 ) -> ArmRun:
     """Run one arm forward in blocks of ``hours``; verdicts known ``hours`` after the tx.
 
     ``card_block_us`` > 0: a card is declined without review for that long after a fraud on
-    it is known."""
+    it is known. ``card_history_us`` > 0 (feedback arms): working a case, the analyst also
+    goes through the card's payments of that long before it with the cardholder, so the
+    frauds among them are known with the case's verdict."""
     started = time.perf_counter()
     definition = feature_definition(arm.label_delay_days)
     specs = label_features(definition) if arm.label_delay_days == 0 else []
@@ -570,6 +595,11 @@ def replay(
                 confirmed = data.frauds.t[found] + verdict_delay
                 run.known_at[found] = np.minimum(run.known_at[found], confirmed)
                 card_known_at[found] = np.minimum(card_known_at[found], confirmed)
+                earlier, case = card_history_frauds(picked, data, card_history_us)
+                told = data.t[case] + verdict_delay
+                # np.minimum.at: a fraud may be on the history of several cases.
+                np.minimum.at(run.known_at, earlier, told)
+                np.minimum.at(card_known_at, earlier, told)
         if model is not None:
             run.reviews_by_day[_epoch_day(day)] = capacity - budget
         day += timedelta(days=1)
@@ -702,6 +732,27 @@ def _label_table(data_lake: Path, run: ArmRun, data: Data, hours: int) -> pa.Tab
             }
         )
         parts.append(verdicts)
+        # Frauds learnt from a worked case's card history, not reviewed themselves.
+        told = np.flatnonzero(run.known_at < data.frauds.known_at)
+        rows = np.flatnonzero(data.fraud_index >= 0)
+        told_rows = rows[np.isin(data.fraud_index[rows], told)]
+        told_rows = told_rows[~run.reviewed[told_rows]]
+        if len(told_rows):
+            history = data.keys.iloc[told_rows]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "transaction_id": history["transaction_id"].to_numpy(),
+                        "is_fraud": True,
+                        "scenario": history["scenario"].astype(np.int16).to_numpy(),
+                        "ts": history["ts"].to_numpy(),
+                        "known_at": pd.to_datetime(
+                            run.known_at[data.fraud_index[told_rows]], unit="us", utc=True
+                        ),
+                        "source": LabelSource.ANALYST.value,
+                    }
+                )
+            )
     labels = pd.concat(parts, ignore_index=True)
     labels["known_at"] = labels["known_at"].dt.tz_convert("UTC").astype("datetime64[us, UTC]")
     return pa.Table.from_pandas(
@@ -832,6 +883,13 @@ def main() -> None:
         default=0.0,
         help="Decline a card this many days after a fraud on it is known (0: no card rule).",
     )
+    parser.add_argument(
+        "--card-history-days",
+        type=float,
+        default=0.0,
+        help="Working a case also labels the frauds among its card's payments of this many"
+        " days before it (the analyst goes through them with the cardholder; 0: not).",
+    )
     parser.add_argument("--no-parity", action="store_true", help="Skip the offline rebuild.")
     args = parser.parse_args()
     if args.capacity < 1 or args.hours < 1:
@@ -855,6 +913,7 @@ def main() -> None:
             capacity=args.capacity,
             hours=args.hours,
             card_block_us=round(args.card_rule_days * US_PER_DAY),
+            card_history_us=round(args.card_history_days * US_PER_DAY),
         )
         for arm in arms
     }
@@ -870,6 +929,7 @@ def main() -> None:
             "capacity_per_day": args.capacity,
             "verdict_hours": args.hours,
             "card_rule_days": args.card_rule_days,
+            "card_history_days": args.card_history_days,
             "chargeback_days": CHARGEBACK_DAYS,
             "feedback_start": str(timeline.feedback_start),
             "test_weeks": f"{timeline.test_start}…{timeline.last_day}",

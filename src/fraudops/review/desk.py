@@ -52,6 +52,8 @@ from fraudops.types import Label
 _log = structlog.get_logger("fraudops.review")
 
 MAX_NOTE_LENGTH = 2000
+MAX_DISOWNED = 20
+"""Payments a cardholder can disown at once: the card history a case page shows."""
 _ALL_KINDS = (CaseKind.REVIEW, CaseKind.AUDIT_SAMPLE)
 
 
@@ -212,6 +214,46 @@ class ReviewDesk:
             first=result.first,
         )
         return VerdictResult(case=case, label=label, first=result.first)
+
+    def disown(self, user: User, case_id: str, transaction_ids: Sequence[str]) -> list[Label]:
+        """Record that the cardholder, reached while ``user`` worked case ``case_id``,
+        disowned these earlier payments on the card: each is audited as a fraud verdict and
+        comes back as a fraud label to apply and store (the caller has checked that they are
+        on the case's card, in the history the case page showed).
+
+        Only the analyst whose verdict closed the case may, once it is closed; InputError
+        for a repeated id, the case's own transaction, or more than MAX_DISOWNED.
+        """
+        authorise(user, Permission.WORK_CASES)
+        ids = list(transaction_ids)
+        if len(ids) > MAX_DISOWNED:
+            raise InputError(f"at most {MAX_DISOWNED} payments can be disowned at once")
+        if len(set(ids)) != len(ids):
+            raise InputError("a payment is disowned once: the list repeats one")
+        if case_id in ids:
+            raise InputError("the case's own payment takes the verdict, not a disowning")
+        case = self.cases.get(case_id)
+        if case.status is not CaseStatus.CLOSED or case.verdict_by != user.username:
+            raise InputError(
+                f"payments are disowned with the verdict that closes case {case_id}, by the"
+                " analyst who gave it"
+            )
+        now = self.clock.now()
+        labels = []
+        for transaction_id in ids:
+            self.audit.record(
+                AuditEntry(
+                    now,
+                    user.username,
+                    AuditAction.VERDICT,
+                    transaction_id,
+                    f"disowned by the cardholder of {case.card_id}, reached on case {case_id}",
+                    {"verdict": Verdict.FRAUD.value, "case": case_id, "card": case.card_id},
+                )
+            )
+            labels.append(verdict_label(transaction_id, Verdict.FRAUD, now))
+        _log.info("review.disowned", case=case_id, user=user.username, payments=len(ids))
+        return labels
 
     # ------------------------------------------------------------------ audit
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
-from fraudops.errors import StoreError
-from fraudops.review import CaseStatus, Verdict
+from fraudops.errors import InputError, StoreError
+from fraudops.review import AuditAction, CaseStatus, Verdict
 from fraudops.types import Label, LabelSource
 from tests.unit.ui.conftest import T0, Desk, build_app, csrf_of, make_record, sign_in
 
@@ -204,3 +205,71 @@ def test_a_label_that_cannot_be_applied_is_said_and_the_verdict_stands(
     assert Verdict.FRAUD == parts.desk.cases.get("tx-0001").verdict
     assert 'class="flash warning"' in queue
     assert "its label was not applied: feature store unreachable" in queue
+
+
+def test_payments_the_cardholder_disowns_become_fraud_labels_with_the_verdict(
+    client: TestClient, parts: Desk
+) -> None:
+    """Ticked in the card's history, two earlier payments are labelled fraud with the
+    case's verdict, audited as the analyst's, and said in the queue's message; a double
+    submission labels nothing more."""
+    parts.decisions.write([make_record(8), make_record(9)])  # earlier, same card
+    parts.open(make_record(1))
+    sign_in(client, "ann")
+    page = client.get("/ui/cases/tx-0001").text
+    token = csrf_of(page)
+    form = {"csrf": token, "verdict": "legitimate", "disowned": ["tx-0008", "tx-0009"]}
+    client.post("/ui/cases/tx-0001/verdict", data=form)
+    queue = client.get("/ui/queue").text
+    client.post("/ui/cases/tx-0001/verdict", data=form)  # a double click
+    entries = parts.desk.audit.entries(action=AuditAction.VERDICT)
+    assert 'name="disowned" value="tx-0009" form="verdict-form"' in page
+    assert [("tx-0001", False), ("tx-0008", True), ("tx-0009", True)] == [
+        (label.transaction_id, label.is_fraud) for label in parts.labels
+    ]
+    assert {LabelSource.ANALYST} == {label.source for label in parts.labels}
+    assert [("ann", "tx-0008", "tx-0001"), ("ann", "tx-0009", "tx-0001")] == [
+        (entry.actor, entry.subject, entry.details["case"])
+        for entry in entries
+        if entry.subject != "tx-0001"
+    ]
+    assert "and 2 earlier payment(s) on the card disowned as fraud" in queue
+
+
+def test_only_payments_of_the_cards_history_can_be_disowned(
+    client: TestClient, parts: Desk
+) -> None:
+    """A payment not in the card's history, or a disowning with an escalation, is refused
+    with the reason, and the case stays open with no label."""
+    parts.decisions.write([make_record(9), make_record(7, card="card-2")])
+    parts.open(make_record(1))
+    sign_in(client, "ann")
+    token = csrf_of(client.get("/ui/cases/tx-0001").text)
+    other_card = client.post(
+        "/ui/cases/tx-0001/verdict",
+        data={"csrf": token, "verdict": "fraud", "disowned": ["tx-0007"]},
+    )
+    escalation = client.post(
+        "/ui/cases/tx-0001/verdict",
+        data={"csrf": token, "verdict": "escalate", "note": "ring?", "disowned": ["tx-0009"]},
+    )
+    assert (422, 422) == (other_card.status_code, escalation.status_code)
+    assert "only payments in this card&#39;s recent history" in other_card.text
+    assert "not an escalation" in escalation.text
+    assert (CaseStatus.OPEN, []) == (parts.desk.cases.get("tx-0001").status, parts.labels)
+
+
+def test_payments_are_disowned_only_with_the_verdict_that_closed_the_case(parts: Desk) -> None:
+    """The desk refuses a disowning on an open case, and by anyone but the analyst whose
+    verdict closed it."""
+    parts.open(make_record(1))
+    ann, bob = (parts.desk.current_user(name) for name in ("ann", "bob"))
+    with pytest.raises(InputError, match="by the analyst who gave it"):
+        parts.desk.disown(ann, "tx-0001", ["tx-0009"])
+    parts.desk.lock(ann, "tx-0001")
+    parts.desk.submit_verdict(ann, "tx-0001", Verdict.FRAUD)
+    with pytest.raises(InputError, match="by the analyst who gave it"):
+        parts.desk.disown(bob, "tx-0001", ["tx-0009"])
+    assert ["tx-0009"] == [
+        label.transaction_id for label in parts.desk.disown(ann, "tx-0001", ["tx-0009"])
+    ]

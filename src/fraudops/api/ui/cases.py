@@ -131,13 +131,23 @@ async def verdict(
     user: Annotated[User, Depends(signed_in)],
     verdict: Annotated[Verdict, Form()],
     note: Annotated[str, Form(max_length=4 * MAX_NOTE_LENGTH)] = "",
+    disowned: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    """Confirm fraud, mark legitimate, or escalate with a note; back to the queue."""
+    """Confirm fraud, mark legitimate, or escalate with a note; back to the queue.
+
+    ``disowned``: payments in the card's history that the cardholder, reached while the
+    case was worked, says were not theirs; each becomes a fraud label too.
+    """
     ui = ui_of(request)
     try:
+        if disowned:
+            await run_in_threadpool(_check_disowned, ui, user, transaction_id, verdict, disowned)
         result = await run_in_threadpool(
             ui.desk.submit_verdict, user, transaction_id, verdict, note
         )
+        labels = [] if result.label is None else [result.label]
+        if disowned and result.first and result.label is not None:
+            labels += await run_in_threadpool(ui.desk.disown, user, transaction_id, disowned)
     except _REFUSALS as exc:
         return await _case_page(
             request, user, transaction_id, take_lock=False, error=exc, note=note
@@ -148,15 +158,38 @@ async def verdict(
     if result.label is None:
         return redirect(request, "ui.queue", flash=f"{transaction_id} escalated to a lead.")
     said = "confirmed fraud" if verdict is Verdict.FRAUD else "marked legitimate"
+    if len(labels) > 1:
+        said += f", and {len(labels) - 1} earlier payment(s) on the card disowned as fraud"
+    accounts = []
     try:
-        account = await ui.apply_label(result.label)
+        for label in labels:
+            accounts.append(await ui.apply_label(label))
     except FraudopsError as exc:
         log.error("review_ui.label_not_applied", transaction_id=transaction_id, error=str(exc))
-        message = (
-            f"{transaction_id} {said}. The verdict is saved, but its label was not applied: {exc}"
+        missed = (
+            "its label was" if len(labels) == 1 else f"{len(labels) - len(accounts)} labels were"
         )
+        message = f"{transaction_id} {said}. The verdict is saved, but {missed} not applied: {exc}"
         return redirect(request, "ui.queue", flash=message, flash_kind="warning")
-    return redirect(request, "ui.queue", flash=f"{transaction_id} {said}. {account}")
+    return redirect(request, "ui.queue", flash=f"{transaction_id} {said}. {accounts[0]}")
+
+
+def _check_disowned(
+    ui: ReviewUi, user: User, transaction_id: str, verdict: Verdict, disowned: list[str]
+) -> None:
+    """InputError unless ``disowned`` comes with a fraud or legitimate verdict and names
+    only payments of the card history the case page shows."""
+    if verdict is Verdict.ESCALATE:
+        raise InputError("disown the card's payments with a verdict, not an escalation")
+    history = _history(ui, ui.desk.case(user, transaction_id))
+    if history.get("history_error"):
+        raise InputError(f"the card's history cannot be read: {history['history_error']}")
+    shown = {record.transaction_id for record in history["card_history"]}
+    unknown = sorted(set(disowned) - shown)
+    if unknown:
+        raise InputError(
+            f"only payments in this card's recent history can be disowned, not {unknown}"
+        )
 
 
 @router.post("/cases/{transaction_id}/lock", name="ui.lock")
