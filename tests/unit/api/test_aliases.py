@@ -68,19 +68,27 @@ def registry_root(tmp_path: Path, trained_lake: TrainedLake, retrained_model: Pa
     return root
 
 
-def promote(root: Path, version: int) -> None:
-    """Point the champion alias at ``version``, as a lead's promotion does."""
+def promote(root: Path, version: int, alias: str = "champion") -> None:
+    """Point ``alias`` at ``version``, as a lead does on the models page."""
     registry = open_registry(root)
     try:
-        registry.set_alias("champion", version, actor="lea", reason="better on last week")
+        registry.set_alias(alias, version, actor="lea", reason="better on last week")
     finally:
         registry.close()
 
 
-def following_settings(tmp_path: Path, model_dir: Path, root: Path) -> Settings:
-    """A service that follows ``root``'s champion, its data (audit trail) in ``tmp_path``."""
+def following_settings(
+    tmp_path: Path, model_dir: Path, root: Path, *, challenger: bool = False
+) -> Settings:
+    """A service that follows ``root``'s champion (and its challenger, if ``challenger``),
+    its data (audit trail) in ``tmp_path``."""
     settings = service_settings(
-        tmp_path, model_dir, model_alias="champion", registry_dir=root, alias_poll_s=0.1
+        tmp_path,
+        model_dir,
+        model_alias="champion",
+        challenger_alias="challenger" if challenger else None,
+        registry_dir=root,
+        alias_poll_s=0.1,
     )
     return settings.model_copy(update={"data_dir": tmp_path / "data"})
 
@@ -325,17 +333,12 @@ def test_a_challenger_named_in_the_registry_is_scored_in_shadow(
     """A service following the challenger alias starts with nothing in shadow; once the
     alias names the retrained model, the decisions after it get that model's shadow
     scores, and the change is in the metrics and the audit trail."""
-    settings = following_settings(tmp_path, trained_lake.model_dir, registry_root)
-    service = settings.service.model_copy(update={"challenger_alias": "challenger"})
-    built = build_runtime(settings.model_copy(update={"service": service}), clock=ManualClock(NOW))
+    settings = following_settings(tmp_path, trained_lake.model_dir, registry_root, challenger=True)
+    built = build_runtime(settings, clock=ManualClock(NOW))
     built.start()
     try:
         before = built.service.shadow
-        registry = open_registry(registry_root)
-        try:
-            registry.set_alias("challenger", 2, actor="lea", reason="retrained on May")
-        finally:
-            registry.close()
+        promote(registry_root, 2, "challenger")
         change = asyncio.run(follower_of(built, "challenger").follow_once())
 
         async def decide_all() -> None:
@@ -366,17 +369,12 @@ def test_a_challenger_that_will_not_serve_leaves_the_shadow_as_it_was(
     tmp_path: Path, trained_lake: TrainedLake, registry_root: Path
 ) -> None:
     """The challenger alias names a model built on other features: nothing is shadowed,
-    the failure is counted under the challenger's role, and following goes on."""
-    settings = following_settings(tmp_path, trained_lake.model_dir, registry_root)
-    service = settings.service.model_copy(update={"challenger_alias": "challenger"})
-    built = build_runtime(settings.model_copy(update={"service": service}), clock=ManualClock(NOW))
+    and the failure is counted under the challenger's role."""
+    settings = following_settings(tmp_path, trained_lake.model_dir, registry_root, challenger=True)
+    built = build_runtime(settings, clock=ManualClock(NOW))
     built.start()
     try:
-        registry = open_registry(registry_root)
-        try:
-            registry.set_alias("challenger", 4, actor="lea", reason="try the new features")
-        finally:
-            registry.close()
+        promote(registry_root, 4, "challenger")
         change = asyncio.run(follower_of(built, "challenger").follow_once())
         shadow = built.service.shadow
     finally:
