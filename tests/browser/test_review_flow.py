@@ -59,3 +59,22 @@ def test_analyst_is_denied_the_promotion_page(page: Page, site: Site) -> None:
     assert response is not None
     assert 403 == response.status
     expect(page.locator("main")).to_contain_text(re.compile("approve_promotion is not allowed"))
+
+
+def test_a_payment_the_cardholder_disowns_is_labelled_with_the_verdict(
+    page: Page, site: Site
+) -> None:
+    """On tx-0003 (card-a) the analyst ticks the card's earlier tx-0001 as not the
+    cardholder's and presses l: the browser sends the tick with the verdict form, so
+    tx-0003 is labelled legitimate and tx-0001 fraud."""
+    _sign_in(page, site, "ann")
+    page.goto(f"{site.url}/ui/cases/tx-0003")
+    page.get_by_label("The cardholder disowns tx-0001").check()
+    page.keyboard.press("l")
+
+    expect(page).to_have_url(f"{site.url}/ui/queue")
+    expect(page.locator("#flash")).to_contain_text("1 earlier payment(s) on the card disowned")
+    assert ([(False, "analyst")], [(True, "analyst")]) == (
+        site.labels("tx-0003"),
+        site.labels("tx-0001"),
+    )

@@ -4,8 +4,12 @@
 (function () {
   "use strict";
 
+  // Keys typed into a text box are text; a ticked checkbox (the card history's "not
+  // theirs") keeps the focus but takes no text, so the shortcuts still work there.
   function typing(target) {
-    return target instanceof Element && target.closest("input, textarea, select, [contenteditable]") !== null;
+    if (!(target instanceof Element)) return false;
+    if (target.matches('input[type="checkbox"], input[type="radio"]')) return false;
+    return target.closest("input, textarea, select, [contenteditable]") !== null;
   }
 
   document.addEventListener("keydown", function (event) {
