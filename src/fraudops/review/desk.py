@@ -23,7 +23,14 @@ import structlog
 from argon2 import PasswordHasher
 
 from fraudops.clock import Clock
-from fraudops.errors import AuthError, InputError
+from fraudops.errors import (
+    AuthError,
+    CaseClosedError,
+    CaseNotFoundError,
+    InputError,
+    LockedError,
+    PermissionDeniedError,
+)
 from fraudops.review.audit import (
     SYSTEM_PREFIX,
     AuditAction,
@@ -68,6 +75,15 @@ class VerdictResult:
     case: Case
     label: Label | None
     first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Disowned:
+    """What a cardholder's disowning did: the fraud labels to apply and store, and the
+    payments whose own open cases it closed."""
+
+    labels: list[Label]
+    closed_cases: list[str]
 
 
 class ReviewDesk:
@@ -215,14 +231,18 @@ class ReviewDesk:
         )
         return VerdictResult(case=case, label=label, first=result.first)
 
-    def disown(self, user: User, case_id: str, transaction_ids: Sequence[str]) -> list[Label]:
+    def disown(self, user: User, case_id: str, transaction_ids: Sequence[str]) -> Disowned:
         """Record that the cardholder, reached while ``user`` worked case ``case_id``,
-        disowned these earlier payments on the card: each is audited as a fraud verdict and
-        comes back as a fraud label to apply and store (the caller has checked that they are
+        disowned these earlier payments on the card (the caller has checked that they are
         on the case's card, in the history the case page showed).
 
-        Only the analyst whose verdict closed the case may, once it is closed; InputError
-        for a repeated id, the case's own transaction, or more than MAX_DISOWNED.
+        Each comes back as a fraud label to apply and store. A payment with an open case of
+        its own has that case closed as fraud by ``user`` (audited with the case, as any
+        verdict); the rest are audited as fraud verdicts without a case. A case another
+        analyst holds, or already closed, is left as it is.
+
+        Only the analyst whose verdict closed case ``case_id`` may, once it is closed;
+        InputError for a repeated id, the case's own transaction, or more than MAX_DISOWNED.
         """
         authorise(user, Permission.WORK_CASES)
         ids = list(transaction_ids)
@@ -239,21 +259,37 @@ class ReviewDesk:
                 " analyst who gave it"
             )
         now = self.clock.now()
-        labels = []
+        reason = f"disowned by the cardholder of {case.card_id}, reached on case {case_id}"
+        labels, closed = [], []
         for transaction_id in ids:
-            self.audit.record(
-                AuditEntry(
-                    now,
-                    user.username,
-                    AuditAction.VERDICT,
-                    transaction_id,
-                    f"disowned by the cardholder of {case.card_id}, reached on case {case_id}",
-                    {"verdict": Verdict.FRAUD.value, "case": case_id, "card": case.card_id},
+            if self._close_as_fraud(user, transaction_id, reason, now):
+                closed.append(transaction_id)
+            else:
+                details = {"verdict": Verdict.FRAUD.value, "case": case_id, "card": case.card_id}
+                self.audit.record(
+                    AuditEntry(
+                        now, user.username, AuditAction.VERDICT, transaction_id, reason, details
+                    )
                 )
-            )
             labels.append(verdict_label(transaction_id, Verdict.FRAUD, now))
         _log.info("review.disowned", case=case_id, user=user.username, payments=len(ids))
-        return labels
+        return Disowned(labels, closed)
+
+    def _close_as_fraud(self, user: User, transaction_id: str, note: str, now: datetime) -> bool:
+        """Close the payment's own open case as fraud; False when it has none, another
+        analyst holds it, or it is already closed."""
+        try:
+            result = self.cases.record_verdict(
+                transaction_id,
+                Verdict.FRAUD,
+                user.username,
+                note,
+                now,
+                may_resolve_escalated=allowed(user, Permission.RESOLVE_ESCALATIONS),
+            )
+        except (CaseNotFoundError, CaseClosedError, LockedError, PermissionDeniedError):
+            return False
+        return result.first
 
     # ------------------------------------------------------------------ audit
 

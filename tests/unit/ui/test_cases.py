@@ -270,6 +270,33 @@ def test_payments_are_disowned_only_with_the_verdict_that_closed_the_case(parts:
     parts.desk.submit_verdict(ann, "tx-0001", Verdict.FRAUD)
     with pytest.raises(InputError, match="by the analyst who gave it"):
         parts.desk.disown(bob, "tx-0001", ["tx-0009"])
-    assert ["tx-0009"] == [
-        label.transaction_id for label in parts.desk.disown(ann, "tx-0001", ["tx-0009"])
+    done = parts.desk.disown(ann, "tx-0001", ["tx-0009"])
+    assert (["tx-0009"], []) == ([label.transaction_id for label in done.labels], done.closed_cases)
+
+
+def test_a_disowned_payment_with_an_open_case_has_it_closed_as_fraud(parts: Desk) -> None:
+    """tx-0009 and tx-0008 wait in the queue on the same card; bob holds tx-0008. Disowned
+    on ann's case tx-0001, tx-0009's case is closed as fraud by ann, audited once as a
+    verdict with the reason; tx-0008's stays bob's and open, though labelled fraud too."""
+    parts.open(make_record(1), make_record(8), make_record(9))
+    ann, bob = (parts.desk.current_user(name) for name in ("ann", "bob"))
+    parts.desk.lock(bob, "tx-0008")
+    parts.desk.lock(ann, "tx-0001")
+    parts.desk.submit_verdict(ann, "tx-0001", Verdict.LEGITIMATE)
+    done = parts.desk.disown(ann, "tx-0001", ["tx-0009", "tx-0008"])
+    cases = {tx: parts.desk.cases.get(tx) for tx in ("tx-0008", "tx-0009")}
+    entries = parts.desk.audit.entries(action=AuditAction.VERDICT)
+    assert (["tx-0009"], ["tx-0009", "tx-0008"]) == (
+        done.closed_cases,
+        [label.transaction_id for label in done.labels],
+    )
+    assert (CaseStatus.CLOSED, Verdict.FRAUD, "ann") == (
+        cases["tx-0009"].status,
+        cases["tx-0009"].verdict,
+        cases["tx-0009"].verdict_by,
+    )
+    assert "reached on case tx-0001" in (cases["tx-0009"].verdict_note or "")
+    assert (CaseStatus.OPEN, "bob") == (cases["tx-0008"].status, cases["tx-0008"].locked_by)
+    assert [1, 1] == [
+        sum(entry.subject == tx for entry in entries) for tx in ("tx-0009", "tx-0008")
     ]

@@ -146,8 +146,11 @@ async def verdict(
             ui.desk.submit_verdict, user, transaction_id, verdict, note
         )
         labels = [] if result.label is None else [result.label]
+        closed: list[str] = []
         if disowned and result.first and result.label is not None:
-            labels += await run_in_threadpool(ui.desk.disown, user, transaction_id, disowned)
+            done = await run_in_threadpool(ui.desk.disown, user, transaction_id, disowned)
+            labels += done.labels
+            closed = done.closed_cases
     except _REFUSALS as exc:
         return await _case_page(
             request, user, transaction_id, take_lock=False, error=exc, note=note
@@ -160,6 +163,8 @@ async def verdict(
     said = "confirmed fraud" if verdict is Verdict.FRAUD else "marked legitimate"
     if len(labels) > 1:
         said += f", and {len(labels) - 1} earlier payment(s) on the card disowned as fraud"
+        if closed:
+            said += f" (their open cases {', '.join(closed)} closed)"
     accounts = []
     try:
         for label in labels:
