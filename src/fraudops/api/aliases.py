@@ -94,7 +94,7 @@ class ChampionSeat:
         """How long a replaced model is kept for decisions still using it."""
 
     def serving(self) -> str | None:
-        return next((m.version for m in self.service.models if m.role == self.role), None)
+        return self.service.version_of(self.role)
 
     def prepare(self, path: Path) -> Swap:
         model = self._make_model(path)
@@ -124,8 +124,7 @@ class ChallengerSeat:
         self._make_shadow = make_shadow
 
     def serving(self) -> str | None:
-        shadow = self.service.shadow
-        return None if shadow is None else shadow.version
+        return self.service.version_of(self.role)
 
     def prepare(self, path: Path) -> Swap:
         scorer = self._load(path)

@@ -60,7 +60,6 @@ class Runtime:
     state: FeatureState
     store: DecisionStore
     log: BufferedDecisionLog
-    models_wanted: tuple[str, ...]
     warmup_rows: int
     started: bool = False
     notes: list[str] = field(default_factory=list)
@@ -171,7 +170,7 @@ def load_scorers(
     scorers: list[tuple[str, Scorer]] = []
     for role, path in wanted:
         try:
-            scorer = load_scorer(path, definition_hash=definition.definition_hash())
+            scorer = _scorer(path, definition)
         except ModelError as exc:
             log.error("model_not_loaded", role=role, path=str(path), error=str(exc))
             continue
@@ -310,7 +309,6 @@ def build_runtime(
         state=state,
         store=store,
         log=decision_log,
-        models_wanted=tuple(role for role, _ in scorers),
         warmup_rows=service_settings.warmup_rows,
         notes=notes,
         followers=followers,

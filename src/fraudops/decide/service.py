@@ -405,9 +405,7 @@ class DecisionService:
     # ---------------------------------------------------------------- lifecycle
 
     def warm_up(self, rows: int) -> None:
-        """Run every model and the rules on synthetic rows, touching no state."""
-        if rows <= 0:
-            return
+        """Score and explain ``rows`` synthetic rows on every model, touching no state."""
         for model in self.models:
             self.warm_up_model(model, rows)
 
@@ -419,6 +417,13 @@ class DecisionService:
         generator = np.random.default_rng(0)
         sample = np.abs(generator.normal(1.0, 1.0, size=(rows, len(self._feature_names))))
         model.warm_up(sample, policy=self.policy, explain=self.limits.explain)
+
+    def version_of(self, role: str) -> str | None:
+        """The version of the model in ``role`` (``champion``, ``last_good``, or
+        ``challenger``: the one scored in shadow); None when the role is empty."""
+        if role == "challenger":
+            return None if self.shadow is None else self.shadow.version
+        return next((m.version for m in self.models if m.role == role), None)
 
     def replace_model(self, model: ServedModel) -> ServedModel | None:
         """Serve ``model`` in its role from the next decision on; the model it replaces.

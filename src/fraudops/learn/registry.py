@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -30,6 +30,7 @@ from fraudops.clock import Clock, SystemClock
 from fraudops.errors import InputError, ModelError, ModelNotFoundError, StoreError
 from fraudops.learn.artifact import _read_manifest, directory_files
 from fraudops.learn.tracking import experiment_id, mlflow_client, mlflow_error
+from fraudops.sql import as_utc
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -457,7 +458,7 @@ class MlflowRegistry:
                 actor=row["actor"],
                 reason=row["reason"],
                 action=row["action"],
-                changed_at=_utc(row["changed_at"]),
+                changed_at=as_utc(row["changed_at"]),
             )
             for row in rows
         ]
@@ -540,8 +541,3 @@ class MlflowRegistry:
         if self._version_number(alias_or_version) is None:
             return f"no version of {self.name} is {alias_or_version} yet ({self.tracking_uri})"
         return f"{self.name} has no version {alias_or_version} ({self.tracking_uri})"
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes even for timezone-aware columns.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

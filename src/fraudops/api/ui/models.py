@@ -310,13 +310,10 @@ def _serving_here(request: Request) -> dict[str, Seated] | None:
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         return None
-    service = runtime.service
     followed = {follower.seat.role for follower in runtime.followers}
-    champion = next((m.version for m in service.models if m.role == "champion"), None)
-    challenger = None if service.shadow is None else service.shadow.version
     return {
-        "champion": Seated(champion, "champion" in followed),
-        "challenger": Seated(challenger, "challenger" in followed),
+        role: Seated(runtime.service.version_of(role), role in followed)
+        for role in ("champion", "challenger")
     }
 
 
