@@ -93,6 +93,9 @@ class ServiceSettings(_Section):
     """Run every model on its own threads, even those whose latency is bounded."""
     recent_decisions: int = Field(default=100_000, ge=0)
     """How many recent decisions are kept in memory for idempotent retries and lookups."""
+    replica_recent_s: float = Field(default=300.0, ge=0.0)
+    """With the state in Redis: how long any replica answers a retry with the first
+    decision, kept in Redis (0: off; each replica then knows only its own)."""
 
     @model_validator(mode="after")
     def _one_challenger(self) -> ServiceSettings:

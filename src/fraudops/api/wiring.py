@@ -42,9 +42,10 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
+    from fraudops.decide.claims import DecisionClaims
     from fraudops.decide.log import DecisionStore
     from fraudops.learn.registry import MlflowRegistry
-    from fraudops.settings import Settings
+    from fraudops.settings import ServiceSettings, Settings
     from fraudops.types import Decision
 
 log = structlog.get_logger("fraudops.service")
@@ -157,6 +158,23 @@ def _state(settings: Settings) -> FeatureState:
             write_delay_s=settings.state.write_delay_ms / 1000.0,
         )
     return InMemoryFeatureState()
+
+
+def _claims(state: FeatureState, service_settings: ServiceSettings) -> DecisionClaims | None:
+    """Claims in Redis when replicas share the state there; None in memory (one process,
+    whose recent decisions suffice) or when ``replica_recent_s`` is 0."""
+    from fraudops.features.redis_state import RedisFeatureState
+
+    if not isinstance(state, RedisFeatureState) or service_settings.replica_recent_s <= 0:
+        return None
+    from fraudops.decide.claims import RedisClaims
+
+    return RedisClaims(
+        state,
+        decided_ttl_s=service_settings.replica_recent_s,
+        # A replica that dies holding a claim blocks retries elsewhere this long at most.
+        pending_ttl_s=max(1.0, 20 * service_settings.deadline_ms / 1000.0),
+    )
 
 
 def load_scorers(
@@ -289,6 +307,7 @@ def build_runtime(
         recent_capacity=service_settings.recent_decisions,
         on_decision=DecisionLines(),
         shadow=shadow,
+        claims=_claims(state, service_settings),
     )
     seats: dict[str, Seat] = {
         "champion": ChampionSeat(

@@ -3,7 +3,8 @@
 A payment network retries when an answer is late, so the same transaction id can arrive
 twice, even while the first is still being decided. The first request claims the id; a
 retry either finds the finished decision or waits for the one in flight. Neither decides
-again, so the online state sees each transaction once.
+again, so the online state sees each transaction once. This holds within one process;
+``decide.claims`` does the same across replicas that share the state in Redis.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ class RecentDecisions:
         self._pending[transaction_id] = future
         return future
 
-    def finish(self, transaction_id: str, decision: Decision) -> None:
-        """Record the decision and wake any retry waiting for it."""
+    def finish(self, transaction_id: str, decision: Decision, *, remember: bool = True) -> None:
+        """Record the decision (unless not to ``remember`` it: a stand-in for one still being
+        made elsewhere) and wake any retry waiting for it."""
         future = self._pending.pop(transaction_id, None)
-        self.remember(decision)
+        if remember:
+            self.remember(decision)
         if future is not None and not future.done():
             future.set_result(decision)
 

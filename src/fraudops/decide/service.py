@@ -33,6 +33,7 @@ import numpy as np
 import structlog
 from opentelemetry.trace import get_current_span
 
+from fraudops.decide.claims import Claim, DecisionClaims
 from fraudops.decide.log import DecisionRecord
 from fraudops.decide.models import Scored, ServedModel
 from fraudops.decide.recent import RecentDecisions
@@ -64,6 +65,10 @@ if TYPE_CHECKING:
 _log = structlog.get_logger("fraudops.decide")
 _SEVERITY = {Action.APPROVE: 0, Action.REVIEW: 1, Action.DECLINE: 2}
 
+PENDING_ELSEWHERE = "replica:pending"
+"""``degraded_reason`` of the static answer given while another replica, which claimed the
+transaction, was still deciding it at the deadline; that replica's decision is the one logged."""
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -88,6 +93,19 @@ class _Answer:
     model_version: str
     reasons: tuple[Reason, ...] = ()
     rule_hits: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    """What an admitted (or shed) transaction was decided on, and how it came to this replica."""
+
+    answer: _Answer
+    features: dict[str, float] | None
+    failures: tuple[Attempt, ...]
+    claimed: bool = False
+    """This replica claimed the transaction (``decide.claims``) and stores its decision."""
+    seen_before: bool = False
+    """The online state already held the transaction: decided again, as it first was."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +137,7 @@ class DecisionService:
         recent_capacity: int = 100_000,
         on_decision: Callable[[Decision, str | None], None] | None = None,
         shadow: ShadowScorer | None = None,
+        claims: DecisionClaims | None = None,
     ) -> None:
         self.features = features
         self.models = tuple(models)
@@ -158,6 +177,12 @@ class DecisionService:
         # The challenger in shadow: handed the served features after the decision, never
         # waited for (a full queue drops), its scores logged and never acted on.
         self.shadow = shadow
+        # Replicas sharing the state in Redis: which of them decides a transaction.
+        self.claims = claims
+        self._repeat_counters = {
+            where: metrics.repeated.labels(answered_from=where)
+            for where in ("memory", "replica", "replica_pending", "state")
+        }
         # Labelled metric children looked up once: ``labels()`` costs microseconds a call.
         self._decision_counters: dict[tuple[str, str], Any] = {}
         self.stage_latency = {
@@ -172,21 +197,25 @@ class DecisionService:
         tx_id = tx.transaction_id
         done = self.recent.get(tx_id)
         if done is not None:
+            self._repeat_counters["memory"].inc()
             return done, True
         pending = self.recent.pending(tx_id)
         if pending is not None:
+            self._repeat_counters["memory"].inc()
             return await asyncio.shield(pending), True
         self.recent.claim(tx_id)
         try:
-            decision = await self._decide_new(tx)
+            decision, repeated = await self._decide_new(tx)
         except Exception as exc:
             # The last line of "never a 5xx": a bug in this path must not drop a payment.
-            decision = self._decide_after_error(tx, exc)
+            decision, repeated = self._decide_after_error(tx, exc), False
         except BaseException as exc:
             self.recent.abandon(tx_id, exc)
             raise
-        self.recent.finish(tx_id, decision)
-        return decision, False
+        # A stand-in for a decision another replica is still making is not the answer.
+        final = decision.degraded_reason != PENDING_ELSEWHERE
+        self.recent.finish(tx_id, decision, remember=final)
+        return decision, repeated
 
     def _decide_after_error(self, tx: Transaction, error: Exception) -> Decision:
         """The static policy's decision, logged and counted, when the path itself failed."""
@@ -207,17 +236,21 @@ class DecisionService:
         self._record(tx, decision, None, 0.0)
         return decision
 
-    async def _decide_new(self, tx: Transaction) -> Decision:
+    async def _decide_new(self, tx: Transaction) -> tuple[Decision, bool]:
+        """The decision for ``tx`` and whether it repeats a transaction decided before."""
         started = time.perf_counter()
         deadline = Deadline(self.limits.deadline_s)
         with self.shedder.slot() as admitted:
             self.metrics.in_flight.set(self.shedder.in_flight)
             if admitted:
-                answer, features, failures = await self._decide_admitted(tx, deadline)
+                decided = await self._decide_admitted(tx, deadline)
             else:
-                answer, failures = await self._decide_shed(tx), (Attempt("admission", "shed"),)
-                features = None
+                shed = await self._decide_shed(tx)
+                decided = _Decided(shed, None, (Attempt("admission", "shed"),))
         self.metrics.in_flight.set(self.shedder.in_flight)
+        if isinstance(decided, Decision):  # decided by another replica
+            return decided, True
+        answer, features, failures = decided.answer, decided.features, decided.failures
         latency_s = time.perf_counter() - started
         decision = Decision(
             transaction_id=tx.transaction_id,
@@ -234,21 +267,27 @@ class DecisionService:
             source=answer.source,
         )
         self._record(tx, decision, features, latency_s)
-        return decision
+        if decided.claimed and self.claims is not None:
+            self.claims.settle(decision)
+        if decided.seen_before:
+            self._repeat_counters["state"].inc()
+        return decision, decided.seen_before
 
-    async def _decide_admitted(
-        self, tx: Transaction, deadline: Deadline
-    ) -> tuple[_Answer, dict[str, float] | None, tuple[Attempt, ...]]:
+    async def _decide_admitted(self, tx: Transaction, deadline: Deadline) -> _Decided | Decision:
+        """What the fallback chain decided, or the decision another replica made."""
         failures: list[Attempt] = []
         row: np.ndarray | None = None
+        claim: Claim | None = None
         with self.stage("features"):
             try:
-                served = await self.store_breaker.call(lambda: self._features_of(tx))
+                served, claim = await self.store_breaker.call(lambda: self._features_of(tx))
                 row = served.values
             except Exception as exc:
                 attempt = Attempt("features", reason_of(exc))
                 failures.append(attempt)
                 self._on_fallback("decision", attempt)
+        if claim is not None and not claim.ours:
+            return await self._decided_elsewhere(tx, claim, deadline)
         feature_map = None
         rule_inputs = None
         if row is not None:
@@ -270,7 +309,37 @@ class DecisionService:
         answer = result.value
         if result.step in self._model_roles:
             answer = self._with_always_rules(tx, rule_inputs, answer)
-        return answer, feature_map, tuple(failures)
+        return _Decided(
+            answer,
+            feature_map,
+            tuple(failures),
+            claimed=claim is not None,
+            seen_before=row is not None and served.seen_before,
+        )
+
+    async def _decided_elsewhere(
+        self, tx: Transaction, claim: Claim, deadline: Deadline
+    ) -> Decision:
+        """The decision of the replica that claimed ``tx`` (waited for until ``deadline``),
+        else the static policy's, flagged: that replica's decision is the one logged."""
+        assert self.claims is not None  # a claim comes from them
+        decision = claim.decision or await self.claims.wait(tx.transaction_id, deadline)
+        if decision is not None:
+            self._repeat_counters["replica"].inc()
+            return decision
+        self._repeat_counters["replica_pending"].inc()
+        action, score = self.static.decide(tx)
+        return Decision(
+            transaction_id=tx.transaction_id,
+            action=action,
+            score=score,
+            reasons=(),
+            model_version="static",
+            latency_ms=deadline.elapsed() * 1000.0,
+            degraded=True,
+            degraded_reason=PENDING_ELSEWHERE,
+            source="static",
+        )
 
     async def _decide_shed(self, tx: Transaction) -> _Answer:
         result = await self._chain.run(
@@ -381,10 +450,23 @@ class DecisionService:
             return LabelOutcome(stored=True, applied=False, reason="transaction_not_in_state")
         return LabelOutcome(stored=True, applied=True)
 
-    async def _features_of(self, tx: Transaction) -> Served:
-        """The features and signals of ``tx``, which joins the state; bounded, so run on the
-        loop (a remote store is awaited, not blocked on)."""
-        return await self.features.serve_async(tx)
+    async def _features_of(self, tx: Transaction) -> tuple[Served, Claim | None]:
+        """The features and signals of ``tx``, which joins the state, and this replica's
+        claim on it (None without claims); bounded, so run on the loop (a remote store is
+        awaited, not blocked on).
+
+        The claim is sent as the card is read, on the same connection, so both share one
+        round trip; a failure of either fails the step (and counts once with the breaker).
+        """
+        if self.claims is None:
+            return await self.features.serve_async(tx), None
+        claiming = asyncio.ensure_future(self.claims.claim(tx.transaction_id))
+        try:
+            served = await self.features.serve_async(tx)
+        except BaseException:
+            claiming.cancel()
+            raise
+        return served, await claiming
 
     async def _apply_label(self, label: Label) -> bool:
         """Apply ``label`` to the online state; whether the state took it."""

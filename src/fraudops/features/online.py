@@ -53,6 +53,9 @@ class Served(NamedTuple):
     values: np.ndarray
     """The definition's features, in its order (float64)."""
     signals: dict[str, float]
+    seen_before: bool = False
+    """The state already held this transaction: it was served before and is not counted
+    again (see ``OnlineFeatures.compute``)."""
 
 
 def to_micros(moment: datetime) -> int:
@@ -336,16 +339,29 @@ class OnlineFeatures:
         signals = {DAYS_SINCE_CARD_FRAUD: _days_since(card.fraud_known_at, t)}
         card.evict(windows.expired_count(card.ts, t, self._card_horizon))
         terminal.evict(windows.expired_count(terminal.ts, t, self._terminal_horizon))
+        # A transaction its records already hold (a replay, or a retry another replica
+        # decided) is taken out while its features are computed and then put back once: it
+        # gets the features it had the first time, and no window counts it twice.
+        tx_id = tx.transaction_id
+        card_index = windows.insertion_index(card.ts, card.transaction_ids, t, tx_id)
+        card_held = windows.holds_at(card.ts, card.transaction_ids, card_index, t, tx_id)
+        if card_held:
+            card_index -= 1
+            card.remove(card_index)
+        terminal_index = windows.insertion_index(terminal.ts, terminal.transaction_ids, t, tx_id)
+        label: tuple[int, bool] | None = None
+        if windows.holds_at(terminal.ts, terminal.transaction_ids, terminal_index, t, tx_id):
+            terminal_index -= 1
+            label = terminal.remove(terminal_index)
         x, y = _location(tx)
         amount = float(tx.amount)
         event = _Event(t, amount, tx.terminal_id, x, y, card, terminal)
         values = np.array([function(event) for function in self._functions], dtype=np.float64)
 
-        tx_id = tx.transaction_id
-        index = windows.insertion_index(card.ts, card.transaction_ids, t, tx_id)
-        card.insert(index, t, tx_id, amount, tx.terminal_id, x, y)
-        index = windows.insertion_index(terminal.ts, terminal.transaction_ids, t, tx_id)
-        terminal.insert(index, t, tx_id)
+        card.insert(card_index, t, tx_id, amount, tx.terminal_id, x, y)
+        terminal.insert(terminal_index, t, tx_id)
+        if label is not None:  # the label it may have had since stays with it
+            terminal.label_known_at[terminal_index], terminal.is_fraud[terminal_index] = label
         write = StateWrite(
             tx.customer_id,
             card,
@@ -355,7 +371,7 @@ class OnlineFeatures:
             TxRef(tx.terminal_id, t, tx.customer_id),
             t + self._terminal_horizon,
         )
-        return Served(values, signals), write
+        return Served(values, signals, card_held or label is not None), write
 
     def observe_label(self, label: Label) -> None:
         """Record a label on its terminal and its card; the latest ``known_at`` wins, a fraud

@@ -41,6 +41,9 @@ Layout, under one ``prefix``:
   reference written before references named the card is ``[terminal_id, ts]``).
 - ``{prefix}:txref-expiry``: a sorted set of transaction ids scored by their reference's
   event-time expiry (µs; exact in a double below 2**53, i.e. for 285 years after 1970).
+- ``{prefix}:decision:{transaction_id}``: which replica decides the transaction, then its
+  decision, with a wall-clock TTL; kept by ``decide.claims`` through ``exchange`` and
+  ``defer_write``, on this store's connection.
 
 References expire by event time, as in ``InMemoryFeatureState``: writing one drops those
 whose expiry is at or before its time, in the same round trip (one Lua script). Each write
@@ -293,6 +296,19 @@ class RedisFeatureState:
         key = self._txref + transaction_id
         (raw,) = await self._pipeline_async("get_tx_ref", key, [("GET", key)])
         return None if raw is None else _decode_ref(key, raw)
+
+    async def exchange(self, operation: str, key: str, commands: Sequence[_Command]) -> list[Any]:
+        """Send ``commands`` on the pipe, behind the deferred writes; their replies.
+
+        For other keys under the prefix that ride this connection (``decide.claims``);
+        ``operation`` and ``key`` name what failed in a ``StoreError``.
+        """
+        return await self._pipeline_async(operation, key, commands)
+
+    def defer_write(self, command: _Command) -> None:
+        """Send the write ``command`` with the next round trip on the pipe (after a fetch or
+        an ``exchange`` made it), as ``put_event``'s writes go."""
+        self._defer((command,))
 
     def put_event(self, event: StateWrite) -> None:
         """Write card, terminal and reference in one round trip (a pipeline, not atomic).

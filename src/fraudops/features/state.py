@@ -54,6 +54,14 @@ class CardState:
         self.ys.insert(index, y if located else 0.0)
         self.located.insert(index, 1 if located else 0)
 
+    def remove(self, index: int) -> None:
+        """Drop the transaction at ``index`` (not an eviction: the window's times stay)."""
+        for column in (
+            self.ts, self.transaction_ids, self.amounts, self.terminal_ids, self.xs, self.ys,
+            self.located,
+        ):  # fmt: skip
+            del column[index]
+
     def evict(self, count: int) -> None:
         """Drop the ``count`` oldest transactions, remembering the newest dropped time."""
         if count <= 0:
@@ -118,6 +126,13 @@ class TerminalState:
         self.transaction_ids.insert(index, transaction_id)
         self.label_known_at.insert(index, NO_LABEL)
         self.is_fraud.insert(index, False)
+
+    def remove(self, index: int) -> tuple[int, bool]:
+        """Drop the transaction at ``index``; its ``(label_known_at, is_fraud)``."""
+        label = self.label_known_at.pop(index), self.is_fraud.pop(index)
+        del self.ts[index]
+        del self.transaction_ids[index]
+        return label
 
     def evict(self, count: int) -> None:
         """Drop the ``count`` oldest transactions."""

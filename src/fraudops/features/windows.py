@@ -31,6 +31,13 @@ def insertion_index(ts: Sequence[int], ids: Sequence[str], t: int, transaction_i
     return index
 
 
+def holds_at(
+    ts: Sequence[int], ids: Sequence[str], index: int, t: int, transaction_id: str
+) -> bool:
+    """Whether the event ``insertion_index`` placed at ``index`` is there already, just before."""
+    return index > 0 and ts[index - 1] == t and ids[index - 1] == transaction_id
+
+
 def expired_count(ts: Sequence[int], t: int, horizon_us: int) -> int:
     """How many leading events no window at ``t`` or later can reach (``ts ≤ t − horizon``)."""
     return bisect_right(ts, t - horizon_us)

@@ -106,6 +106,15 @@ class Metrics:
             "Requests refused by load shedding because the service was at its concurrency limit.",
             registry=r,
         )
+        self.repeated = Counter(
+            "fraudops_repeated_transactions",
+            "Transactions seen again (retries, replays), by what answered them: memory (this"
+            " replica's first decision), replica (another replica's, through Redis),"
+            " replica_pending (the static policy: another replica was still deciding at the"
+            " deadline), state (decided again on the state as it first was).",
+            ["answered_from"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "fraudops_in_flight_requests",
             "Decision requests being processed right now.",

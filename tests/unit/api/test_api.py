@@ -91,6 +91,30 @@ def test_a_retry_returns_the_first_decision_and_changes_no_state(
     assert 1 == card.transaction_ids.count(tx.transaction_id)
 
 
+def test_a_replay_older_than_the_recent_decisions_is_a_duplicate_counted_once(
+    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+) -> None:
+    """With no decision left in memory, the state still knows the transaction: a replay is
+    reported a duplicate, scored as the first time, and its card's history holds it once."""
+    settings = service_settings(tmp_path, trained_lake.model_dir, recent_decisions=0)
+    items = [body_of(tx) for tx in transactions[:5]]
+    with running_service(settings) as (client, runtime):
+        first = client.post("/v1/transactions:batch", json=items, headers=HEADERS).json()
+        again = client.post("/v1/transactions:batch", json=items, headers=HEADERS).json()
+        card = runtime.state.get_card(transactions[0].customer_id)
+        repeated = runtime.metrics.registry.get_sample_value(
+            "fraudops_repeated_transactions_total", {"answered_from": "state"}
+        )
+    assert (5, 0) == (first["accepted"], first["duplicates"])
+    assert (0, 5) == (again["accepted"], again["duplicates"])
+    assert [r["decision"]["score"] for r in first["results"]] == [
+        r["decision"]["score"] for r in again["results"]
+    ]
+    assert card is not None
+    assert 1 == card.transaction_ids.count(transactions[0].transaction_id)
+    assert 5.0 == repeated
+
+
 def test_bad_fields_get_422_naming_each_field(service: Service) -> None:
     """Each bad field is named; the values themselves are never echoed back."""
     client, _ = service

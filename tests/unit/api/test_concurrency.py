@@ -158,7 +158,7 @@ def test_a_bug_in_the_decision_path_still_gets_a_logged_static_answer(
     """If the path itself raises, the static policy answers, flagged, and it is logged."""
     runtime, _ = slow_runtime
 
-    async def broken(tx: Transaction) -> Decision:
+    async def broken(tx: Transaction) -> tuple[Decision, bool]:
         raise RuntimeError("a bug")
 
     runtime.service._decide_new = broken  # type: ignore[method-assign]

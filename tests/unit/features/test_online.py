@@ -250,3 +250,23 @@ def test_peak_to_mean_ignores_the_current_amount(amount: float) -> None:
     values = online.compute_and_update(_tx("now", T0, amount=amount))
     expected = 30.0 / ((12.0 + 8.0 + 30.0) / 3)
     assert math.isclose(expected, _feature(values, "card_peak_7d_to_avg_30d"), rel_tol=1e-12)
+
+
+def test_a_transaction_the_state_holds_is_served_as_it_first_was_and_counted_once() -> None:
+    """A replay gets the features of its first pass, flagged, and no window counts it twice;
+    the label its terminal got since stays with it."""
+    online = _online()
+    online.compute_and_update(_tx("a", T0, amount=10.0))
+    first = online.serve(_tx("b", T0 + timedelta(hours=1), amount=50.0))
+    online.compute_and_update(_tx("c", T0 + timedelta(hours=2), amount=20.0))
+    online.observe_label(_label("b", T0 + timedelta(hours=3)))
+    again = online.serve(_tx("b", T0 + timedelta(hours=1), amount=50.0))
+    card = online.state.get_card("c1")
+    terminal = online.state.get_terminal("m1")
+    assert card is not None
+    assert terminal is not None
+    assert (False, True) == (first.seen_before, again.seen_before)
+    np.testing.assert_array_equal(first.values, again.values)
+    assert ["a", "b", "c"] == card.transaction_ids
+    assert ["a", "b", "c"] == terminal.transaction_ids
+    assert terminal.is_fraud[1]

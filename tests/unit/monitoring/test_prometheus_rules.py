@@ -21,6 +21,7 @@ EXPECTED_ALERTS = {
     "FraudopsCircuitBreakerOpen",
     "FraudopsDecisionLogSpilling",
     "FraudopsModelSwapFailed",
+    "FraudopsRetriesAnsweredByStandIns",
     "FraudopsChampionsDiffer",
 }
 

@@ -1,0 +1,147 @@
+"""Which replica decides a transaction, when several share the online state in Redis.
+
+``RecentDecisions`` makes a retry to the same process return the first answer. Behind a
+load balancer a retry may reach another replica, and usually while the first is still
+deciding: that is why the client retried. So each replica claims a transaction in Redis as
+it reads the transaction's card: ``SET {prefix}:decision:{id} ? NX GET``, sent on the
+feature store's pipelined connection beside the card's read, so it costs no round trip of
+its own. The replica that set the key decides, and then stores its decision under the key
+(with the next round trip, as the state's writes go). Any other replica gets what the key
+holds: the decision, which it returns as the retry's answer without deciding or logging
+again; or the mark of a decision in flight, which it polls for until its own deadline.
+
+How long the key lives: ``pending_ttl_s`` while its decision is being made, so that a
+replica that dies holding a claim blocks a retry for that long at most; then
+``decided_ttl_s`` (``service.replica_recent_s``), the span in which any replica answers a
+retry with the first decision. Past it the decision log still has the decision, and the
+online state still counts the transaction once (``OnlineFeatures.compute``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+from fraudops.errors import StoreError
+from fraudops.types import Action, Decision, Reason
+
+if TYPE_CHECKING:
+    from fraudops.features.redis_state import RedisFeatureState
+    from fraudops.resilience import Deadline
+
+PENDING = b"?"
+"""What a claim holds while its decision is being made."""
+
+_MILLIS_PER_S = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The outcome of claiming a transaction: this replica's to decide, or decided elsewhere
+    (``decision``, or None while still being decided there)."""
+
+    ours: bool
+    decision: Decision | None = None
+
+
+class DecisionClaims(Protocol):
+    """Who decides a transaction among replicas sharing one online state."""
+
+    async def claim(self, transaction_id: str) -> Claim:
+        """Claim ``transaction_id`` unless another replica has (``StoreError`` on failure)."""
+        ...
+
+    async def wait(self, transaction_id: str, deadline: Deadline) -> Decision | None:
+        """The claiming replica's decision once made; None if not by ``deadline``."""
+        ...
+
+    def settle(self, decision: Decision) -> None:
+        """Record ``decision`` under this replica's claim, for other replicas' retries."""
+        ...
+
+
+class RedisClaims:
+    """Claims on transactions, kept in the Redis of a ``RedisFeatureState`` (on its pipe)."""
+
+    def __init__(
+        self,
+        state: RedisFeatureState,
+        *,
+        decided_ttl_s: float,
+        pending_ttl_s: float = 1.0,
+        poll_s: float = 0.002,
+    ) -> None:
+        self.state = state
+        self.decided_ttl_ms = max(1, round(decided_ttl_s * _MILLIS_PER_S))
+        self.pending_ttl_ms = max(1, round(pending_ttl_s * _MILLIS_PER_S))
+        self.poll_s = poll_s
+        self._prefix = f"{state.prefix}:decision:"
+
+    async def claim(self, transaction_id: str) -> Claim:
+        """Claim ``transaction_id`` unless another replica has; ``StoreError`` if Redis fails."""
+        key = self._prefix + transaction_id
+        command = ("SET", key, PENDING, "NX", "GET", "PX", self.pending_ttl_ms)
+        (held,) = await self.state.exchange("claim", key, [command])
+        if held is None:
+            return Claim(ours=True)
+        return Claim(ours=False, decision=_decoded(key, transaction_id, held))
+
+    async def wait(self, transaction_id: str, deadline: Deadline) -> Decision | None:
+        """The decision another replica is making, once it has stored it; None if it has not
+        by ``deadline`` (or Redis fails meanwhile)."""
+        key = self._prefix + transaction_id
+        while deadline.remaining() > self.poll_s:
+            await asyncio.sleep(self.poll_s)
+            try:
+                (held,) = await self.state.exchange("claim", key, [("GET", key)])
+            except StoreError:
+                return None
+            decision = None if held is None else _decoded(key, transaction_id, held)
+            if decision is not None:
+                return decision
+        return None
+
+    def settle(self, decision: Decision) -> None:
+        """Store ``decision`` under its claim, with the state's next round trip."""
+        key = self._prefix + decision.transaction_id
+        value = orjson.dumps(_encoded(decision))
+        self.state.defer_write(("SET", key, value, "PX", self.decided_ttl_ms))
+
+
+def _encoded(decision: Decision) -> dict[str, Any]:
+    return {
+        "action": decision.action.value,
+        "score": decision.score,
+        "reasons": [[reason.code, reason.contribution] for reason in decision.reasons],
+        "model_version": decision.model_version,
+        "latency_ms": decision.latency_ms,
+        "degraded": decision.degraded,
+        "degraded_reason": decision.degraded_reason,
+        "rule_hits": list(decision.rule_hits),
+        "source": decision.source,
+    }
+
+
+def _decoded(key: str, transaction_id: str, held: bytes) -> Decision | None:
+    """The decision a claim holds; None while it is pending."""
+    if held == PENDING:
+        return None
+    try:
+        data = orjson.loads(held)
+        return Decision(
+            transaction_id=transaction_id,
+            action=Action(data["action"]),
+            score=float(data["score"]),
+            reasons=tuple(Reason(str(code), float(value)) for code, value in data["reasons"]),
+            model_version=str(data["model_version"]),
+            latency_ms=float(data["latency_ms"]),
+            degraded=bool(data["degraded"]),
+            degraded_reason=data["degraded_reason"],
+            rule_hits=tuple(data["rule_hits"]),
+            source=str(data["source"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"Redis claim {key!r} holds no decision: {exc}") from exc
