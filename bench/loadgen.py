@@ -300,7 +300,7 @@ def _request_head(host: str, port: int, path: str, headers: Mapping[str, str]) -
 
 async def run_load(
     host: str,
-    port: int,
+    port: int | Sequence[int],
     path: str,
     bodies: Iterator[bytes],
     *,
@@ -316,18 +316,21 @@ async def run_load(
     """POST ``bodies`` (JSON) to ``path`` at ``rate_rps`` for ``warmup_s`` + ``duration_s``.
 
     Only the requests after the warm-up are measured. ``connections`` are opened before the
-    first request; a request still unanswered after ``timeout_s`` counts as a timeout.
+    first request (spread evenly over the ports, when ``port`` names several servers: the
+    replicas behind a load balancer); a request still unanswered after ``timeout_s`` counts
+    as a timeout.
     """
     warm = arrival_offsets(rate_rps, warmup_s, arrivals=arrivals, seed=seed)
     timed = arrival_offsets(rate_rps, duration_s, arrivals=arrivals, seed=seed + 1)
     schedule = [(t, False) for t in warm] + [(warmup_s + t, True) for t in timed]
     tally = _Tally(len(schedule))
     queue: asyncio.Queue[tuple[float, bool, bytes]] = asyncio.Queue()
-    pool = [_Connection(host, port) for _ in range(connections)]
+    ports = [port] if isinstance(port, int) else list(port)
+    pool = [_Connection(host, ports[n % len(ports)]) for n in range(connections)]
     await asyncio.gather(*(c.open() for c in pool))
     workers = [asyncio.create_task(_work(c, queue, tally, timeout_s)) for c in pool]
     workers.append(asyncio.create_task(_watch(pool, timeout_s)))
-    head = _request_head(host, port, path, headers)
+    head = _request_head(host, ports[0], path, headers)
     perf = time.perf_counter
     cpu_began = time.process_time()
     start = perf() + 0.01

@@ -4,11 +4,12 @@
 load balancer a retry may reach another replica, and usually while the first is still
 deciding: that is why the client retried. So each replica claims a transaction in Redis as
 it reads the transaction's card: ``SET {prefix}:decision:{id} ? NX GET``, sent on the
-feature store's pipelined connection beside the card's read, so it costs no round trip of
-its own. The replica that set the key decides, and then stores its decision under the key
-(with the next round trip, as the state's writes go). Any other replica gets what the key
-holds: the decision, which it returns as the retry's answer without deciding or logging
-again; or the mark of a decision in flight, which it polls for until its own deadline.
+feature store's pipelined connection in the same round trip as the card's read, so it
+costs no round trip of its own. The replica that set the key decides, and then stores
+its decision under the key (with the next round trip, as the state's writes go). Any
+other replica gets what the key holds: the decision, which it returns as the retry's
+answer without deciding or logging again; or the mark of a decision in flight, which it
+polls for until its own deadline.
 
 How long the key lives: ``pending_ttl_s`` while its decision is being made, so that a
 replica that dies holding a claim blocks a retry for that long at most; then
@@ -20,6 +21,7 @@ online state still counts the transaction once (``OnlineFeatures.compute``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,12 +52,18 @@ class Claim:
 class DecisionClaims(Protocol):
     """Who decides a transaction among replicas sharing one online state."""
 
-    async def claim(self, transaction_id: str) -> Claim:
-        """Claim ``transaction_id`` unless another replica has (``StoreError`` on failure)."""
+    def claim(self, transaction_id: str) -> Awaitable[Claim]:
+        """Claim ``transaction_id`` unless another replica has: the claim goes with the
+        state's next round trip, so await the outcome after it (``StoreError`` on failure)."""
         ...
 
     async def wait(self, transaction_id: str, deadline: Deadline) -> Decision | None:
         """The claiming replica's decision once made; None if not by ``deadline``."""
+        ...
+
+    async def decision(self, transaction_id: str) -> Decision | None:
+        """The decision stored under the transaction's claim, if any (``StoreError`` on
+        failure)."""
         ...
 
     def settle(self, decision: Decision) -> None:
@@ -80,35 +88,62 @@ class RedisClaims:
         self.poll_s = poll_s
         self._prefix = f"{state.prefix}:decision:"
 
-    async def claim(self, transaction_id: str) -> Claim:
-        """Claim ``transaction_id`` unless another replica has; ``StoreError`` if Redis fails."""
+    def claim(self, transaction_id: str) -> Awaitable[Claim]:
+        """Claim ``transaction_id`` unless another replica has, in the state's next round
+        trip (the caller's fetch of the card); await the outcome once that trip is made (a
+        caller whose fetch failed may leave it unawaited)."""
         key = self._prefix + transaction_id
-        command = ("SET", key, PENDING, "NX", "GET", "PX", self.pending_ttl_ms)
-        (held,) = await self.state.exchange("claim", key, [command])
-        if held is None:
-            return Claim(ours=True)
-        return Claim(ours=False, decision=_decoded(key, transaction_id, held))
+        reply = self.state.attach(("SET", key, PENDING, "NX", "GET", "PX", self.pending_ttl_ms))
+        outcome: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            if done.cancelled():
+                outcome.cancel()
+            elif (error := done.exception()) is not None:
+                outcome.set_exception(error)
+            elif done.result() is None:
+                outcome.set_result(Claim(ours=True))
+            else:
+                try:
+                    decision = _decoded(key, transaction_id, done.result())
+                except StoreError as exc:
+                    outcome.set_exception(exc)
+                else:
+                    outcome.set_result(Claim(ours=False, decision=decision))
+
+        reply.add_done_callback(settle)
+        outcome.add_done_callback(_retrieve)
+        return outcome
 
     async def wait(self, transaction_id: str, deadline: Deadline) -> Decision | None:
         """The decision another replica is making, once it has stored it; None if it has not
         by ``deadline`` (or Redis fails meanwhile)."""
-        key = self._prefix + transaction_id
         while deadline.remaining() > self.poll_s:
             await asyncio.sleep(self.poll_s)
             try:
-                (held,) = await self.state.exchange("claim", key, [("GET", key)])
+                decision = await self.decision(transaction_id)
             except StoreError:
                 return None
-            decision = None if held is None else _decoded(key, transaction_id, held)
             if decision is not None:
                 return decision
         return None
+
+    async def decision(self, transaction_id: str) -> Decision | None:
+        """The decision stored under the transaction's claim; None if there is none (yet)."""
+        key = self._prefix + transaction_id
+        (held,) = await self.state.exchange("claim", key, [("GET", key)])
+        return None if held is None else _decoded(key, transaction_id, held)
 
     def settle(self, decision: Decision) -> None:
         """Store ``decision`` under its claim, with the state's next round trip."""
         key = self._prefix + decision.transaction_id
         value = orjson.dumps(_encoded(decision))
         self.state.defer_write(("SET", key, value, "PX", self.decided_ttl_ms))
+
+
+def _retrieve(future: asyncio.Future[Claim]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _encoded(decision: Decision) -> dict[str, Any]:

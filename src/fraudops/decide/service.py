@@ -3,7 +3,9 @@
 One decision runs under a ``Deadline``:
 
 1. **features** — the online state (memory, or Redis under its socket timeout) behind the
-   store's breaker; the transaction joins the card's history here;
+   store's breaker; the transaction joins the card's history here. With the state in Redis
+   the replica also claims the transaction here (``decide.claims``): one that another
+   replica claimed first gets that replica's decision, and is not decided again;
 2. **score** — the fallback chain: champion model → last known good model → rules →
    static policy. Each model runs under its own timeout, breaker and score guard. Rules
    answer only when they could judge the transaction (a rule needing a feature the store
@@ -23,6 +25,7 @@ the champion says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -455,17 +458,13 @@ class DecisionService:
         claim on it (None without claims); bounded, so run on the loop (a remote store is
         awaited, not blocked on).
 
-        The claim is sent as the card is read, on the same connection, so both share one
-        round trip; a failure of either fails the step (and counts once with the breaker).
+        The claim goes in the round trip that reads the card; a failure of either fails the
+        step (and counts once with the breaker).
         """
         if self.claims is None:
             return await self.features.serve_async(tx), None
-        claiming = asyncio.ensure_future(self.claims.claim(tx.transaction_id))
-        try:
-            served = await self.features.serve_async(tx)
-        except BaseException:
-            claiming.cancel()
-            raise
+        claiming = self.claims.claim(tx.transaction_id)
+        served = await self.features.serve_async(tx)
         return served, await claiming
 
     async def _apply_label(self, label: Label) -> bool:
@@ -477,10 +476,16 @@ class DecisionService:
     # ---------------------------------------------------------------- lookups
 
     async def lookup(self, transaction_id: str) -> Decision | None:
-        """A past decision: recent ones from memory, older ones from the log."""
+        """A past decision: recent ones from memory (this replica's, then those the replicas
+        share through claims), older ones from the log."""
         decision = self.recent.get(transaction_id)
         if decision is not None:
             return decision
+        if self.claims is not None:
+            with contextlib.suppress(FraudopsError):  # Redis down: the log still answers
+                decision = await self.claims.decision(transaction_id)
+            if decision is not None:
+                return decision
         record = await asyncio.to_thread(self.log.get, transaction_id)
         return None if record is None else record.decision
 

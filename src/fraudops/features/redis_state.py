@@ -153,6 +153,8 @@ class RedisFeatureState:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: deque[list[_Group]] = deque()
         self._flushing: set[asyncio.Task[None]] = set()
+        # Commands riding with the next round trip whose replies someone awaits (``attach``).
+        self._attached: list[tuple[_Command, asyncio.Future[Any]]] = []
 
     @classmethod
     def from_url(
@@ -305,6 +307,16 @@ class RedisFeatureState:
         """
         return await self._pipeline_async(operation, key, commands)
 
+    def attach(self, command: _Command) -> asyncio.Future[Any]:
+        """Send ``command`` with the next round trip on the pipe (a fetch, an ``exchange``
+        or a flush), after its writes and ahead of its reads; the future gets the reply,
+        or ``StoreError`` if Redis refuses it or the trip fails. So a caller about to fetch
+        adds a command of its own to that fetch's round trip. Call on the loop."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)  # a caller that gave up must not leave a warning
+        self._attached.append((command, future))
+        return future
+
     def defer_write(self, command: _Command) -> None:
         """Send the write ``command`` with the next round trip on the pipe (after a fetch or
         an ``exchange`` made it), as ``put_event``'s writes go."""
@@ -415,23 +427,45 @@ class RedisFeatureState:
         try:
             link = await pipe.connected()
         except RedisPipeError as exc:
-            raise _failed(operation, key, exc) from exc
+            raise self._fail_attached(self._attached, _failed(operation, key, exc)) from exc
         # Nothing awaits from here to the send, so writes and reads keep their order.
         batch, self._deferred = self._deferred, []
+        attached, self._attached = self._attached, []
         commands = [command for group in batch for command in group]
+        writes = len(commands)
+        commands.extend(command for command, _ in attached)
         commands.extend(reads)
         future = link.send(commands)
         if batch:
             self._inflight.append(batch)
-            future.add_done_callback(partial(self._settle, batch, len(commands) - len(reads)))
+            future.add_done_callback(partial(self._settle, batch, writes))
         try:
             replies = await pipe.wait(link, future)
         except RedisPipeError as exc:
-            raise _failed(operation, key, exc) from exc
-        error = next((reply for reply in replies if isinstance(reply, hiredis.ReplyError)), None)
+            raise self._fail_attached(attached, _failed(operation, key, exc)) from exc
+        extra = replies[writes : writes + len(attached)]
+        for (command, waiting), reply in zip(attached, extra, strict=True):
+            if waiting.done():
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                waiting.set_exception(_failed(str(command[0]), str(command[1]), reply))
+            else:
+                waiting.set_result(reply)
+        own = replies[:writes] + replies[writes + len(attached) :]
+        error = next((reply for reply in own if isinstance(reply, hiredis.ReplyError)), None)
         if error is not None:
             raise _failed(operation, key, error)
         return replies[len(commands) - len(reads) :]
+
+    def _fail_attached(
+        self, attached: list[tuple[_Command, asyncio.Future[Any]]], error: StoreError
+    ) -> StoreError:
+        """Hand ``error`` to the attached commands' callers (they are not sent again)."""
+        for _, waiting in attached:
+            if not waiting.done():
+                waiting.set_exception(error)
+        attached.clear()
+        return error
 
     def _settle(self, batch: list[_Group], writes: int, future: asyncio.Future[list[Any]]) -> None:
         """Account for a batch of writes once the pipe has its answer.
@@ -566,6 +600,11 @@ def _decode_ref(key: str, raw: bytes) -> TxRef:
         return TxRef(str(terminal_id), int(ts), str(card_id[0]) if card_id else "")
     except (ValueError, TypeError, IndexError) as exc:
         raise _failed("decoding a transaction reference", key, exc) from exc
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

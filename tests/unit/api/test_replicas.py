@@ -96,16 +96,19 @@ def _repeated(runtime: Runtime, answered_from: str) -> float:
 def test_a_retry_at_another_replica_gets_the_first_decision_and_counts_once(
     tmp_path: Path, trained_lake: TrainedLake, prefix: str, transactions: list[Transaction]
 ) -> None:
-    """b answers a's transaction with a's decision, logs nothing, and the card holds it once."""
+    """b answers a's transaction with a's decision, logs nothing, and the card holds it once;
+    asked for it, b has it at once (a's log is not b's)."""
     txs = transactions[:5]
     with ExitStack() as stack:
         a = stack.enter_context(running_service(_settings(tmp_path, trained_lake, prefix, "a")))
         b = stack.enter_context(running_service(_settings(tmp_path, trained_lake, prefix, "b")))
         firsts = [_post(a, tx) for tx in txs]
+        looked_up = b[0].get(f"/v1/decisions/{txs[-1].transaction_id}", headers=HEADERS)
         retries = [_post(b, tx) for tx in txs]
         card = b[1].state.get_card(txs[0].customer_id)
         repeated = _repeated(b[1], "replica")
     assert firsts == retries
+    assert (200, firsts[-1]) == (looked_up.status_code, looked_up.json())
     assert card is not None
     assert 1 == card.transaction_ids.count(txs[0].transaction_id)
     assert len(txs) == repeated

@@ -300,3 +300,30 @@ def test_bare_app_refuses_a_row_of_the_wrong_length(model_dir: Path) -> None:
     width = len(feature_definition(7).names)
     with pytest.raises(ModelError, match=f"expects {width} features"):
         create_bare_app(model_dir, [1.0] * (width - 1))
+
+
+def test_connections_are_spread_evenly_over_several_servers() -> None:
+    """Given several ports (replicas), each server gets its share of connections and load."""
+
+    async def go() -> tuple[RunResult, list[int]]:
+        async with (
+            FakeServer(lambda n: Reply(200, {})).running() as first,
+            FakeServer(lambda n: Reply(200, {})).running() as second,
+        ):
+            result = await run_load(
+                "127.0.0.1",
+                [first.port, second.port],
+                PATH,
+                bodies(),
+                rate_rps=RATE,
+                duration_s=DURATION,
+                headers={},
+                connections=8,
+                warmup_s=0.0,
+                arrivals="uniform",
+            )
+            return result, [first.received, second.received]
+
+    result, received = run(go())
+    assert ({"200": REQUESTS}, REQUESTS) == (result.status_counts, sum(received))
+    assert min(received) >= REQUESTS // 4

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -607,3 +608,26 @@ def test_async_reads_fail_as_store_errors_and_keep_the_writes_through_an_outage(
     assert 1 == held
     assert waited < 20 * timeout_s  # generous against a stalled machine
     assert (_event().card, _event().terminal) == pair
+
+
+def test_an_attached_command_rides_with_the_next_fetch_and_gets_its_own_reply(
+    redis_store: RedisFeatureState,
+) -> None:
+    """``attach`` adds a command to the next fetch's round trip: its reply goes to its own
+    future, and a refused one fails only that future, not the fetch."""
+    store = _deferring(redis_store, delay_s=60.0)
+    key = f"{store.prefix}:decision:t1"
+
+    async def go() -> tuple[list[Any], bool, BaseException | None]:
+        claimed = store.attach(("SET", key, "?", "NX", "GET"))
+        again = store.attach(("SET", key, "?", "NX", "GET"))
+        refused = store.attach(("INCR", key))
+        pending_before = claimed.done()
+        await store.fetch_pair("c", "t")
+        store.close()
+        return [claimed.result(), again.result()], pending_before, refused.exception()
+
+    replies, pending_before, refused = asyncio.run(go())
+    assert [None, b"?"] == replies
+    assert not pending_before
+    assert isinstance(refused, StoreError)
