@@ -30,7 +30,7 @@ from fraudops.decide.scorer import Scorer
 from fraudops.decide.service import DecisionService, Limits
 from fraudops.decide.shadow import ShadowScorer
 from fraudops.decide.static import StaticPolicy
-from fraudops.errors import FraudopsError, ModelError
+from fraudops.errors import FraudopsError, ModelError, StoreError
 from fraudops.features.definition import FeatureDefinition, feature_definition
 from fraudops.features.online import SIGNALS, OnlineFeatures
 from fraudops.features.state import FeatureState, InMemoryFeatureState
@@ -169,12 +169,17 @@ def _claims(state: FeatureState, service_settings: ServiceSettings) -> DecisionC
         return None
     from fraudops.decide.claims import RedisClaims
 
-    return RedisClaims(
+    claims = RedisClaims(
         state,
         decided_ttl_s=service_settings.replica_recent_s,
         # A replica that dies holding a claim blocks retries elsewhere this long at most.
         pending_ttl_s=max(1.0, 20 * service_settings.deadline_ms / 1000.0),
     )
+    try:
+        claims.check()  # a Redis too old for them is refused here, not on every decision
+    except StoreError as exc:
+        log.warning("replica_claims_unchecked", error=str(exc))
+    return claims
 
 
 def load_scorers(

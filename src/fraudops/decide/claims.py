@@ -21,13 +21,16 @@ online state still counts the transaction once (``OnlineFeatures.compute``).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+import redis
 
-from fraudops.errors import StoreError
+from fraudops.errors import ConfigError, StoreError
+from fraudops.features.redis_pipe import mark_retrieved
 from fraudops.types import Action, Decision, Reason
 
 if TYPE_CHECKING:
@@ -88,6 +91,20 @@ class RedisClaims:
         self.poll_s = poll_s
         self._prefix = f"{state.prefix}:decision:"
 
+    def check(self) -> None:
+        """Whether this Redis can hold claims (``SET`` with both ``NX`` and ``GET`` came in
+        Redis 7.0): ``ConfigError`` if it refuses, ``StoreError`` if it cannot be asked."""
+        probe = f"{self._prefix}probe:{uuid.uuid4().hex}"
+        try:
+            self.state.client.set(probe, PENDING, nx=True, get=True, px=1000)
+        except redis.ResponseError as exc:
+            raise ConfigError(
+                f"this Redis cannot hold the replicas' claims ({exc}; SET with NX and GET"
+                " needs Redis 7.0): upgrade it, or set service.replica_recent_s to 0"
+            ) from exc
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis could not be asked about claims: {exc}") from exc
+
     def claim(self, transaction_id: str) -> Awaitable[Claim]:
         """Claim ``transaction_id`` unless another replica has, in the state's next round
         trip (the caller's fetch of the card); await the outcome once that trip is made (a
@@ -112,7 +129,7 @@ class RedisClaims:
                     outcome.set_result(Claim(ours=False, decision=decision))
 
         reply.add_done_callback(settle)
-        outcome.add_done_callback(_retrieve)
+        outcome.add_done_callback(mark_retrieved)
         return outcome
 
     async def wait(self, transaction_id: str, deadline: Deadline) -> Decision | None:
@@ -139,11 +156,6 @@ class RedisClaims:
         key = self._prefix + decision.transaction_id
         value = orjson.dumps(_encoded(decision))
         self.state.defer_write(("SET", key, value, "PX", self.decided_ttl_ms))
-
-
-def _retrieve(future: asyncio.Future[Claim]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _encoded(decision: Decision) -> dict[str, Any]:

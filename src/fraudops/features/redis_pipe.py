@@ -69,7 +69,7 @@ class _Link(asyncio.Protocol):
             return future
         # A caller that timed out no longer awaits its future: mark a later failure seen,
         # so the loop does not report it as never retrieved.
-        future.add_done_callback(_mark_retrieved)
+        future.add_done_callback(mark_retrieved)
         self._exchanges.append(_Exchange(len(commands), future, loop.time()))
         # (hiredis's stub types the command as a one-element tuple; any length packs.)
         packed = [hiredis.pack_command(command) for command in commands]  # type: ignore[arg-type]
@@ -213,6 +213,8 @@ class RedisPipe:
         return link
 
 
-def _mark_retrieved(future: asyncio.Future[list[Any]]) -> None:
+def mark_retrieved(future: asyncio.Future[Any]) -> None:
+    """A done callback: the future's error counts as seen, so a future nobody awaits (its
+    caller gave up) leaves no 'exception was never retrieved' warning."""
     if not future.cancelled():
         future.exception()

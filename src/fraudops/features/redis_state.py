@@ -42,8 +42,8 @@ Layout, under one ``prefix``:
 - ``{prefix}:txref-expiry``: a sorted set of transaction ids scored by their reference's
   event-time expiry (µs; exact in a double below 2**53, i.e. for 285 years after 1970).
 - ``{prefix}:decision:{transaction_id}``: which replica decides the transaction, then its
-  decision, with a wall-clock TTL; kept by ``decide.claims`` through ``exchange`` and
-  ``defer_write``, on this store's connection.
+  decision, with a wall-clock TTL; kept by ``decide.claims`` through ``attach``,
+  ``exchange`` and ``defer_write``, on this store's connection.
 
 References expire by event time, as in ``InMemoryFeatureState``: writing one drops those
 whose expiry is at or before its time, in the same round trip (one Lua script). Each write
@@ -82,7 +82,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.retry import Retry
 
 from fraudops.errors import StoreError
-from fraudops.features.redis_pipe import RedisPipe, RedisPipeError
+from fraudops.features.redis_pipe import RedisPipe, RedisPipeError, mark_retrieved
 from fraudops.features.state import CardState, StateWrite, TerminalState, TxRef
 
 EXPIRE_BATCH = 1_000
@@ -313,7 +313,7 @@ class RedisFeatureState:
         or ``StoreError`` if Redis refuses it or the trip fails. So a caller about to fetch
         adds a command of its own to that fetch's round trip. Call on the loop."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieve)  # a caller that gave up must not leave a warning
+        future.add_done_callback(mark_retrieved)
         self._attached.append((command, future))
         return future
 
@@ -600,11 +600,6 @@ def _decode_ref(key: str, raw: bytes) -> TxRef:
         return TxRef(str(terminal_id), int(ts), str(card_id[0]) if card_id else "")
     except (ValueError, TypeError, IndexError) as exc:
         raise _failed("decoding a transaction reference", key, exc) from exc
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
