@@ -4,7 +4,8 @@
     ├── ConfigError               settings or a config file are invalid (500)
     ├── InputError                the caller gave something unusable (422)
     │   ├── SourceError           a whole source (file) cannot be read; names file and line
-    │   └── MappingError          a column mapping is unknown or malformed
+    │   ├── MappingError          a column mapping is unknown or malformed
+    │   └── ConflictingDuplicateError  an id decided before, sent with other content (409)
     ├── LakeError                 the data lake is missing or inconsistent (500)
     ├── NotEnoughDataError        a window holds too little data to train or evaluate (422)
     ├── ModelError                a model cannot be loaded or used (503)
@@ -72,6 +73,22 @@ class SourceError(InputError):
 
 class MappingError(InputError):
     """A column mapping is unknown or malformed."""
+
+
+class ConflictingDuplicateError(InputError):
+    """A transaction id already decided, sent again with other content: the first decision
+    stands for the first payment, and this one needs an id of its own."""
+
+    http_status = 409
+    reason = "conflicting_duplicate"
+
+    def __init__(self, transaction_id: str, fields: list[str]) -> None:
+        self.transaction_id = transaction_id
+        self.fields = fields
+        super().__init__(
+            f"transaction {transaction_id!r} was decided before with another"
+            f" {', '.join(fields)}: that decision stands; a new payment needs a new id"
+        )
 
 
 class LakeError(FraudopsError):

@@ -25,6 +25,7 @@ from fraudops.api.schemas import (
     Problem,
     TransactionIn,
 )
+from fraudops.errors import ConflictingDuplicateError
 
 if TYPE_CHECKING:
     from fraudops.api.wiring import Runtime
@@ -73,12 +74,16 @@ def _parse_one(body: bytes) -> TransactionIn | JsonBytes:
 @router.post(
     TRANSACTIONS,
     response_model=DecisionOut,
-    responses=_ERRORS,
+    responses={
+        **_ERRORS,
+        409: {"model": Problem, "description": "The id was decided before on other content."},
+    },
     openapi_extra={"requestBody": _transaction_body(_TX_SCHEMA, batch=False)},
     summary="Decide one transaction",
 )
 async def post_transaction(request: Request) -> JsonBytes:
-    """Decide one transaction; a retry with the same id returns the first decision."""
+    """Decide one transaction; a retry with the same id returns the first decision, and the
+    same id with other content (time, card, terminal, amount, currency) is refused (409)."""
     runtime = _runtime(request)
     tracer = runtime.service.tracer
     with tracer.start_as_current_span("transaction") as span:
@@ -88,7 +93,11 @@ async def post_transaction(request: Request) -> JsonBytes:
             runtime.metrics.dead_letters.labels(stage="api", reason="invalid_transaction").inc()
             return parsed
         span.set_attribute("fraudops.transaction_id", parsed.transaction_id)
-        decision, _ = await runtime.service.decide(parsed.to_transaction())
+        try:
+            decision, _ = await runtime.service.decide(parsed.to_transaction())
+        except ConflictingDuplicateError:
+            runtime.metrics.dead_letters.labels(stage="api", reason="conflicting_duplicate").inc()
+            raise  # 409, naming what differs
         return JsonBytes(DecisionOut.of(decision))
 
 
@@ -170,7 +179,15 @@ async def post_batch(request: Request) -> JsonBytes:
                 except ValidationError as exc:
                     problems = field_problems(exc.errors())
                 else:
-                    decision, duplicate = await runtime.service.decide(parsed.to_transaction())
+                    try:
+                        decision, duplicate = await runtime.service.decide(parsed.to_transaction())
+                    except ConflictingDuplicateError as exc:
+                        rejected += 1
+                        runtime.metrics.dead_letters.labels(
+                            stage="api", reason="conflicting_duplicate"
+                        ).inc()
+                        results.append(_conflict_result(index, exc))
+                        continue
                     duplicates += duplicate
                     accepted += not duplicate
                     results.append(
@@ -196,6 +213,17 @@ async def post_batch(request: Request) -> JsonBytes:
             "results": results,
         }
     )
+
+
+def _conflict_result(index: int, error: ConflictingDuplicateError) -> dict[str, Any]:
+    """A batch item refused because its id was decided before on other content."""
+    message = "differs from the transaction first decided under this id"
+    return {
+        "index": index,
+        "status": "rejected",
+        "decision": None,
+        "errors": [{"field": name, "message": message} for name in error.fields],
+    }
 
 
 @router.get(

@@ -25,6 +25,7 @@ from fraudops.decide.log import SqlDecisionStore
 from fraudops.decide.log_buffer import BufferedDecisionLog
 from fraudops.decide.models import ServedModel
 from fraudops.decide.policy import Policy
+from fraudops.decide.recent import content_of
 from fraudops.decide.rules import RuleSet
 from fraudops.decide.scorer import Scorer
 from fraudops.decide.service import DecisionService, Limits
@@ -104,7 +105,7 @@ class Runtime:
             log.error("recent_decisions_not_loaded", error=str(exc))
             return
         for record in reversed(records):
-            self.service.recent.remember(record.decision)
+            self.service.recent.remember(record.decision, content_of(record.transaction))
         log.info("recent_decisions_loaded", decisions=len(records))
 
     def close(self, timeout_s: float = 10.0) -> None:

@@ -8,8 +8,9 @@ feature store's pipelined connection in the same round trip as the card's read, 
 costs no round trip of its own. The replica that set the key decides, and then stores
 its decision under the key (with the next round trip, as the state's writes go). Any
 other replica gets what the key holds: the decision, which it returns as the retry's
-answer without deciding or logging again; or the mark of a decision in flight, which it
-polls for until its own deadline.
+answer without deciding or logging again (unless the retry carries other content: a
+conflict, see ``decide.recent``); or the mark of a decision in flight, which it polls for
+until its own deadline.
 
 How long the key lives: ``pending_ttl_s`` while its decision is being made, so that a
 replica that dies holding a claim blocks a retry for that long at most; then
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 import redis
 
+from fraudops.decide.recent import Content
 from fraudops.errors import ConfigError, StoreError
 from fraudops.features.redis_pipe import mark_retrieved
 from fraudops.types import Action, Decision, Reason
@@ -44,12 +46,20 @@ _MILLIS_PER_S = 1000
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """A decision kept under its claim, with the content of the transaction it decided."""
+
+    decision: Decision
+    content: Content | None
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """The outcome of claiming a transaction: this replica's to decide, or decided elsewhere
-    (``decision``, or None while still being decided there)."""
+    (``stored``, or None while still being decided there)."""
 
     ours: bool
-    decision: Decision | None = None
+    stored: Stored | None = None
 
 
 class DecisionClaims(Protocol):
@@ -60,17 +70,18 @@ class DecisionClaims(Protocol):
         state's next round trip, so await the outcome after it (``StoreError`` on failure)."""
         ...
 
-    async def wait(self, transaction_id: str, deadline: Deadline) -> Decision | None:
+    async def wait(self, transaction_id: str, deadline: Deadline) -> Stored | None:
         """The claiming replica's decision once made; None if not by ``deadline``."""
         ...
 
-    async def decision(self, transaction_id: str) -> Decision | None:
+    async def decision(self, transaction_id: str) -> Stored | None:
         """The decision stored under the transaction's claim, if any (``StoreError`` on
         failure)."""
         ...
 
-    def settle(self, decision: Decision) -> None:
-        """Record ``decision`` under this replica's claim, for other replicas' retries."""
+    def settle(self, decision: Decision, content: Content) -> None:
+        """Record ``decision``, made on ``content``, under this replica's claim, for other
+        replicas' retries."""
         ...
 
 
@@ -122,39 +133,40 @@ class RedisClaims:
                 outcome.set_result(Claim(ours=True))
             else:
                 try:
-                    decision = _decoded(key, transaction_id, done.result())
+                    stored = _decoded(key, transaction_id, done.result())
                 except StoreError as exc:
                     outcome.set_exception(exc)
                 else:
-                    outcome.set_result(Claim(ours=False, decision=decision))
+                    outcome.set_result(Claim(ours=False, stored=stored))
 
         reply.add_done_callback(settle)
         outcome.add_done_callback(mark_retrieved)
         return outcome
 
-    async def wait(self, transaction_id: str, deadline: Deadline) -> Decision | None:
+    async def wait(self, transaction_id: str, deadline: Deadline) -> Stored | None:
         """The decision another replica is making, once it has stored it; None if it has not
         by ``deadline`` (or Redis fails meanwhile)."""
         while deadline.remaining() > self.poll_s:
             await asyncio.sleep(self.poll_s)
             try:
-                decision = await self.decision(transaction_id)
+                stored = await self.decision(transaction_id)
             except StoreError:
                 return None
-            if decision is not None:
-                return decision
+            if stored is not None:
+                return stored
         return None
 
-    async def decision(self, transaction_id: str) -> Decision | None:
+    async def decision(self, transaction_id: str) -> Stored | None:
         """The decision stored under the transaction's claim; None if there is none (yet)."""
         key = self._prefix + transaction_id
         (held,) = await self.state.exchange("claim", key, [("GET", key)])
         return None if held is None else _decoded(key, transaction_id, held)
 
-    def settle(self, decision: Decision) -> None:
-        """Store ``decision`` under its claim, with the state's next round trip."""
+    def settle(self, decision: Decision, content: Content) -> None:
+        """Store ``decision`` (made on ``content``) under its claim, with the state's next
+        round trip."""
         key = self._prefix + decision.transaction_id
-        value = orjson.dumps(_encoded(decision))
+        value = orjson.dumps(_encoded(decision) | {"content": list(content)})
         self.state.defer_write(("SET", key, value, "PX", self.decided_ttl_ms))
 
 
@@ -172,13 +184,14 @@ def _encoded(decision: Decision) -> dict[str, Any]:
     }
 
 
-def _decoded(key: str, transaction_id: str, held: bytes) -> Decision | None:
-    """The decision a claim holds; None while it is pending."""
+def _decoded(key: str, transaction_id: str, held: bytes) -> Stored | None:
+    """The decision a claim holds, with its transaction's content; None while it is pending."""
     if held == PENDING:
         return None
     try:
         data = orjson.loads(held)
-        return Decision(
+        content = data.get("content")
+        decision = Decision(
             transaction_id=transaction_id,
             action=Action(data["action"]),
             score=float(data["score"]),
@@ -190,5 +203,9 @@ def _decoded(key: str, transaction_id: str, held: bytes) -> Decision | None:
             rule_hits=tuple(data["rule_hits"]),
             source=str(data["source"]),
         )
+        if content is not None:
+            at, card, terminal, amount, currency = content
+            content = int(at), str(card), str(terminal), float(amount), str(currency)
+        return Stored(decision, content)
     except (ValueError, KeyError, TypeError) as exc:
         raise StoreError(f"Redis claim {key!r} holds no decision: {exc}") from exc

@@ -39,8 +39,8 @@ from opentelemetry.trace import get_current_span
 from fraudops.decide.claims import Claim, DecisionClaims
 from fraudops.decide.log import DecisionRecord
 from fraudops.decide.models import Scored, ServedModel
-from fraudops.decide.recent import RecentDecisions
-from fraudops.errors import FraudopsError
+from fraudops.decide.recent import Content, RecentDecisions, conflict, content_of
+from fraudops.errors import ConflictingDuplicateError, FraudopsError
 from fraudops.monitoring.tracing import current_trace_id
 from fraudops.resilience import (
     Attempt,
@@ -196,19 +196,29 @@ class DecisionService:
     # ---------------------------------------------------------------- transactions
 
     async def decide(self, tx: Transaction) -> tuple[Decision, bool]:
-        """The decision for ``tx`` and whether it is a retry's (first) answer."""
+        """The decision for ``tx`` and whether it is a retry's (first) answer.
+
+        ``ConflictingDuplicateError`` if ``tx`` repeats the id of a transaction decided (or
+        being decided) on other content: its decision is not this payment's.
+        """
         tx_id = tx.transaction_id
+        content = content_of(tx)
         done = self.recent.get(tx_id)
-        if done is not None:
+        pending = None if done is not None else self.recent.pending(tx_id)
+        if done is not None or pending is not None:
+            if (error := conflict(tx_id, self.recent.content(tx_id), content)) is not None:
+                raise error
             self._repeat_counters["memory"].inc()
+            if done is None:
+                assert pending is not None
+                done = await asyncio.shield(pending)
             return done, True
-        pending = self.recent.pending(tx_id)
-        if pending is not None:
-            self._repeat_counters["memory"].inc()
-            return await asyncio.shield(pending), True
-        self.recent.claim(tx_id)
+        self.recent.claim(tx_id, content)
         try:
-            decision, repeated = await self._decide_new(tx)
+            decision, repeated = await self._decide_new(tx, content)
+        except ConflictingDuplicateError as exc:
+            self.recent.abandon(tx_id, exc)
+            raise
         except Exception as exc:
             # The last line of "never a 5xx": a bug in this path must not drop a payment.
             decision, repeated = self._decide_after_error(tx, exc), False
@@ -239,14 +249,14 @@ class DecisionService:
         self._record(tx, decision, None, 0.0)
         return decision
 
-    async def _decide_new(self, tx: Transaction) -> tuple[Decision, bool]:
+    async def _decide_new(self, tx: Transaction, content: Content) -> tuple[Decision, bool]:
         """The decision for ``tx`` and whether it repeats a transaction decided before."""
         started = time.perf_counter()
         deadline = Deadline(self.limits.deadline_s)
         with self.shedder.slot() as admitted:
             self.metrics.in_flight.set(self.shedder.in_flight)
             if admitted:
-                decided = await self._decide_admitted(tx, deadline)
+                decided = await self._decide_admitted(tx, content, deadline)
             else:
                 shed = await self._decide_shed(tx)
                 decided = _Decided(shed, None, (Attempt("admission", "shed"),))
@@ -271,12 +281,14 @@ class DecisionService:
         )
         self._record(tx, decision, features, latency_s)
         if decided.claimed and self.claims is not None:
-            self.claims.settle(decision)
+            self.claims.settle(decision, content)
         if decided.seen_before:
             self._repeat_counters["state"].inc()
         return decision, decided.seen_before
 
-    async def _decide_admitted(self, tx: Transaction, deadline: Deadline) -> _Decided | Decision:
+    async def _decide_admitted(
+        self, tx: Transaction, content: Content, deadline: Deadline
+    ) -> _Decided | Decision:
         """What the fallback chain decided, or the decision another replica made."""
         failures: list[Attempt] = []
         row: np.ndarray | None = None
@@ -290,7 +302,7 @@ class DecisionService:
                 failures.append(attempt)
                 self._on_fallback("decision", attempt)
         if claim is not None and not claim.ours:
-            return await self._decided_elsewhere(tx, claim, deadline)
+            return await self._decided_elsewhere(tx, content, claim, deadline)
         feature_map = None
         rule_inputs = None
         if row is not None:
@@ -321,15 +333,18 @@ class DecisionService:
         )
 
     async def _decided_elsewhere(
-        self, tx: Transaction, claim: Claim, deadline: Deadline
+        self, tx: Transaction, content: Content, claim: Claim, deadline: Deadline
     ) -> Decision:
         """The decision of the replica that claimed ``tx`` (waited for until ``deadline``),
-        else the static policy's, flagged: that replica's decision is the one logged."""
+        else the static policy's, flagged: that replica's decision is the one logged.
+        ``ConflictingDuplicateError`` if that replica decided other content."""
         assert self.claims is not None  # a claim comes from them
-        decision = claim.decision or await self.claims.wait(tx.transaction_id, deadline)
-        if decision is not None:
+        stored = claim.stored or await self.claims.wait(tx.transaction_id, deadline)
+        if stored is not None:
+            if (error := conflict(tx.transaction_id, stored.content, content)) is not None:
+                raise error
             self._repeat_counters["replica"].inc()
-            return decision
+            return stored.decision
         self._repeat_counters["replica_pending"].inc()
         action, score = self.static.decide(tx)
         return Decision(
@@ -482,10 +497,11 @@ class DecisionService:
         if decision is not None:
             return decision
         if self.claims is not None:
+            stored = None
             with contextlib.suppress(FraudopsError):  # Redis down: the log still answers
-                decision = await self.claims.decision(transaction_id)
-            if decision is not None:
-                return decision
+                stored = await self.claims.decision(transaction_id)
+            if stored is not None:
+                return stored.decision
         record = await asyncio.to_thread(self.log.get, transaction_id)
         return None if record is None else record.decision
 

@@ -91,6 +91,44 @@ def test_a_retry_returns_the_first_decision_and_changes_no_state(
     assert 1 == card.transaction_ids.count(tx.transaction_id)
 
 
+def test_the_same_id_with_other_content_is_refused_and_the_first_decision_stands(
+    service: Service, transactions: list[Transaction]
+) -> None:
+    """A different payment under a decided id gets 409 naming what differs, alone or in a
+    batch (rejected there, counts reconciling); the card's history keeps the first."""
+    client, runtime = service
+    tx, other = transactions[0], transactions[1]
+    first = client.post("/v1/transactions", json=body_of(tx), headers=HEADERS).json()
+    changed = body_of(tx) | {"amount": tx.amount * 10, "terminal_id": other.terminal_id}
+    refused = client.post("/v1/transactions", json=changed, headers=HEADERS)
+    batch = client.post(
+        "/v1/transactions:batch", json=[body_of(tx), changed, body_of(other)], headers=HEADERS
+    ).json()
+    looked_up = client.get(f"/v1/decisions/{tx.transaction_id}", headers=HEADERS).json()
+    card = runtime.state.get_card(tx.customer_id)
+    dead = runtime.metrics.registry.get_sample_value(
+        "fraudops_dead_letter_records_total",
+        {"stage": "api", "reason": "conflicting_duplicate"},
+    )
+    assert 409 == refused.status_code
+    assert "terminal_id, amount" in refused.json()["detail"]
+    assert (3, 1, 1, 1) == (
+        batch["received"],
+        batch["accepted"],
+        batch["duplicates"],
+        batch["rejected"],
+    )
+    assert ["terminal_id", "amount"] == [e["field"] for e in batch["results"][1]["errors"]]
+    assert first == looked_up
+    assert card is not None
+    assert [tx.amount] == [
+        amount
+        for tx_id, amount in zip(card.transaction_ids, card.amounts, strict=True)
+        if tx_id == tx.transaction_id
+    ]
+    assert 2.0 == dead
+
+
 def test_a_replay_older_than_the_recent_decisions_is_a_duplicate_counted_once(
     tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
 ) -> None:

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import format_trace_id
 
 from fraudops.api import Runtime, build_runtime
+from fraudops.decide.recent import Content
 from fraudops.features.state import CardState
 from fraudops.types import Decision, Transaction
 from tests.conftest import TrainedLake
@@ -158,7 +159,7 @@ def test_a_bug_in_the_decision_path_still_gets_a_logged_static_answer(
     """If the path itself raises, the static policy answers, flagged, and it is logged."""
     runtime, _ = slow_runtime
 
-    async def broken(tx: Transaction) -> tuple[Decision, bool]:
+    async def broken(tx: Transaction, content: Content) -> tuple[Decision, bool]:
         raise RuntimeError("a bug")
 
     runtime.service._decide_new = broken  # type: ignore[method-assign]

@@ -116,6 +116,19 @@ def test_a_retry_at_another_replica_gets_the_first_decision_and_counts_once(
     assert sorted(tx.transaction_id for tx in txs) == sorted(_logged(tmp_path, "a"))
 
 
+def test_another_payment_under_an_id_another_replica_decided_is_refused(
+    replicas: tuple[Replica, Replica], transactions: list[Transaction]
+) -> None:
+    """The content travels with the claim: b refuses a's id sent with another amount."""
+    a, b = replicas
+    tx = transactions[0]
+    _post(a, tx)
+    changed = body_of(tx) | {"amount": tx.amount + 1.0}
+    refused = b[0].post("/v1/transactions", json=changed, headers=HEADERS)
+    assert 409 == refused.status_code
+    assert "another amount" in refused.json()["detail"]
+
+
 def test_the_same_transaction_at_two_replicas_at_once_is_decided_once(
     tmp_path: Path, trained_lake: TrainedLake, prefix: str, transactions: list[Transaction]
 ) -> None:

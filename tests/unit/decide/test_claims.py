@@ -8,7 +8,7 @@ import orjson
 import pytest
 import redis
 
-from fraudops.decide.claims import PENDING, RedisClaims, _decoded, _encoded
+from fraudops.decide.claims import PENDING, RedisClaims, Stored, _decoded, _encoded
 from fraudops.errors import ConfigError, StoreError
 from fraudops.features.redis_state import RedisFeatureState
 from fraudops.types import Action, Decision, Reason
@@ -23,7 +23,8 @@ class _Redis62(redis.Redis):
 
 
 def test_a_claim_holds_the_whole_decision_or_the_pending_mark() -> None:
-    """What one replica stores, another reads back field for field; the mark reads as None."""
+    """What one replica stores, another reads back field for field, with the content of the
+    transaction; the pending mark reads as None."""
     decision = Decision(
         "tx:1",
         Action.REVIEW,
@@ -37,7 +38,9 @@ def test_a_claim_holds_the_whole_decision_or_the_pending_mark() -> None:
         source="last_good",
     )
     key = "p:decision:tx:1"
-    assert decision == _decoded(key, "tx:1", orjson.dumps(_encoded(decision)))
+    content = (1_530_000_000_000_000, "card-1", "terminal-1", 12.5, "EUR")
+    held = orjson.dumps(_encoded(decision) | {"content": list(content)})
+    assert Stored(decision, content) == _decoded(key, "tx:1", held)
     assert _decoded(key, "tx:1", PENDING) is None
     with pytest.raises(StoreError, match="holds no decision"):
         _decoded(key, "tx:1", b'{"action": "maybe"}')
