@@ -95,7 +95,7 @@ class ServiceSettings(_Section):
     """How many recent decisions are kept in memory for idempotent retries and lookups."""
     replica_recent_s: float = Field(default=300.0, ge=0.0)
     """With the state in Redis: how long any replica answers a retry with the first
-    decision, kept in Redis (about 300 bytes a transaction; 0: off, and each replica then
+    decision, kept in Redis (about 350 bytes a transaction; 0: off, and each replica then
     knows only its own)."""
 
     @model_validator(mode="after")
