@@ -303,6 +303,8 @@ class DecisionService:
                 self._on_fallback("decision", attempt)
         if claim is not None and not claim.ours:
             return await self._decided_elsewhere(tx, content, claim, deadline)
+        if row is not None and served.conflict:  # the state knows the id as another payment
+            raise ConflictingDuplicateError(tx.transaction_id, list(served.conflict))
         feature_map = None
         rule_inputs = None
         if row is not None:

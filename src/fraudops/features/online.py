@@ -56,6 +56,9 @@ class Served(NamedTuple):
     seen_before: bool = False
     """The state already held this transaction: it was served before and is not counted
     again (see ``OnlineFeatures.compute``)."""
+    conflict: tuple[str, ...] = ()
+    """The fields in which this transaction differs from the one first seen under its id
+    (empty: no conflict); a conflicting one is not served."""
 
 
 def to_micros(moment: datetime) -> int:
@@ -292,9 +295,10 @@ class OnlineFeatures:
         if reads is None:
             return self.serve(tx)
         async with self._locks.holding(f"card:{tx.customer_id}", f"terminal:{tx.terminal_id}"):
-            card, terminal = await reads.fetch_pair(tx.customer_id, tx.terminal_id)
-            served, write = self.compute(tx, card, terminal)
-            self.state.put_event(write)
+            records = await reads.fetch_event(tx.customer_id, tx.terminal_id, tx.transaction_id)
+            served, write = self.compute(tx, *records)
+            if write is not None:
+                self.state.put_event(write)
         return served
 
     async def observe_label_async(self, label: Label) -> None:
@@ -318,22 +322,34 @@ class OnlineFeatures:
         return self.serve(tx).values
 
     def serve(self, tx: Transaction) -> Served:
-        """The features and signals of ``tx``; then ``tx`` joins the state."""
-        card, terminal = self.state.get_pair(tx.customer_id, tx.terminal_id)
-        served, write = self.compute(tx, card, terminal)
-        self.state.put_event(write)
+        """The features and signals of ``tx``; then ``tx`` joins the state (unless it
+        conflicts with a transaction seen under its id: see ``compute``)."""
+        records = self.state.get_event(tx.customer_id, tx.terminal_id, tx.transaction_id)
+        served, write = self.compute(tx, *records)
+        if write is not None:
+            self.state.put_event(write)
         return served
 
     def compute(
-        self, tx: Transaction, card: CardState | None, terminal: TerminalState | None
-    ) -> tuple[Served, StateWrite]:
+        self,
+        tx: Transaction,
+        card: CardState | None,
+        terminal: TerminalState | None,
+        ref: TxRef | None = None,
+    ) -> tuple[Served, StateWrite | None]:
         """The features and signals of ``tx`` from its records, and the records with ``tx``
         joined.
 
         No I/O: the records are updated in place and returned in the write, so the store is
-        touched only by ``serve``, once to read and once to write.
+        touched only by ``serve``, once to read and once to write. ``ref`` is the reference
+        of a transaction already seen under ``tx``'s id: one at another time, card or
+        terminal (or, found in the card's record, with another amount) is another payment
+        under a used id. It is not served and joins nothing: the features are NaN, the
+        write None, and ``Served.conflict`` names the fields that differ.
         """
         t = to_micros(tx.timestamp)
+        if ref is not None and (conflict := _differs(ref, t, tx)):
+            return self._conflict(conflict), None
         card = card or CardState()
         terminal = terminal or TerminalState()
         signals = {DAYS_SINCE_CARD_FRAUD: _days_since(card.fraud_known_at, t)}
@@ -347,6 +363,8 @@ class OnlineFeatures:
         card_held = windows.holds_at(card.ts, card.transaction_ids, card_index, t, tx_id)
         if card_held:
             card_index -= 1
+            if card.amounts[card_index] != float(tx.amount):
+                return self._conflict(("amount",)), None
             card.remove(card_index)
         terminal_index = windows.insertion_index(terminal.ts, terminal.transaction_ids, t, tx_id)
         label: tuple[int, bool] | None = None
@@ -372,6 +390,10 @@ class OnlineFeatures:
             t + self._terminal_horizon,
         )
         return Served(values, signals, card_held or label is not None), write
+
+    def _conflict(self, fields: tuple[str, ...]) -> Served:
+        nan = np.full(len(self._functions), math.nan)
+        return Served(nan, {}, seen_before=True, conflict=fields)
 
     def observe_label(self, label: Label) -> None:
         """Record a label on its terminal and its card; the latest ``known_at`` wins, a fraud
@@ -447,6 +469,18 @@ def mark_card(card: CardState, label: Label, ref: TxRef) -> CardState | None:
         card.fraud_transaction_id = None
         return card
     return None
+
+
+def _differs(ref: TxRef, t: int, tx: Transaction) -> tuple[str, ...]:
+    """The fields in which ``tx`` (at ``t``) is not the transaction ``ref`` points to."""
+    fields = []
+    if ref.ts != t:
+        fields.append("timestamp")
+    if ref.card_id and ref.card_id != tx.customer_id:
+        fields.append("customer_id")
+    if ref.terminal_id != tx.terminal_id:
+        fields.append("terminal_id")
+    return tuple(fields)
 
 
 def _days_since(known_at: int | None, t: int) -> float:

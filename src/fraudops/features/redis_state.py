@@ -83,7 +83,7 @@ from redis.retry import Retry
 
 from fraudops.errors import StoreError
 from fraudops.features.redis_pipe import RedisPipe, RedisPipeError, mark_retrieved
-from fraudops.features.state import CardState, StateWrite, TerminalState, TxRef
+from fraudops.features.state import CardState, EventRecords, StateWrite, TerminalState, TxRef
 
 EXPIRE_BATCH = 1_000
 """The most expired references one write removes."""
@@ -292,6 +292,30 @@ class RedisFeatureState:
             "get_pair", card_key, [("MGET", card_key, terminal_key)]
         )
         return _decode_card(card_key, raw_card), _decode_terminal(terminal_key, raw_terminal)
+
+    def get_event(self, card_id: str, terminal_id: str, transaction_id: str) -> EventRecords:
+        """The card's and the terminal's records and the id's reference, in one round trip
+        (after any deferred writes)."""
+        keys = self._event_keys(card_id, terminal_id, transaction_id)
+        ((raw_card, raw_terminal, raw_ref),) = self._pipeline(
+            "get_event", keys[0], [("MGET", *keys)]
+        )
+        return _decode_event(keys, raw_card, raw_terminal, raw_ref)
+
+    async def fetch_event(
+        self, card_id: str, terminal_id: str, transaction_id: str
+    ) -> EventRecords:
+        """``get_event`` without blocking the loop (see ``fetch_pair``)."""
+        keys = self._event_keys(card_id, terminal_id, transaction_id)
+        ((raw_card, raw_terminal, raw_ref),) = await self._pipeline_async(
+            "get_event", keys[0], [("MGET", *keys)]
+        )
+        return _decode_event(keys, raw_card, raw_terminal, raw_ref)
+
+    def _event_keys(
+        self, card_id: str, terminal_id: str, transaction_id: str
+    ) -> tuple[str, str, str]:
+        return self._card + card_id, self._terminal + terminal_id, self._txref + transaction_id
 
     async def fetch_tx_ref(self, transaction_id: str) -> TxRef | None:
         """``get_tx_ref`` without blocking the loop (see ``fetch_pair``)."""
@@ -592,6 +616,16 @@ def _decode_terminal(key: str, raw: bytes | None) -> TerminalState | None:
         return None if raw is None else TerminalState.decode(orjson.loads(raw))
     except (ValueError, KeyError, TypeError) as exc:
         raise _failed("decoding a terminal", key, exc) from exc
+
+
+def _decode_event(
+    keys: tuple[str, str, str], card: bytes | None, terminal: bytes | None, ref: bytes | None
+) -> EventRecords:
+    return EventRecords(
+        _decode_card(keys[0], card),
+        _decode_terminal(keys[1], terminal),
+        None if ref is None else _decode_ref(keys[2], ref),
+    )
 
 
 def _decode_ref(key: str, raw: bytes) -> TxRef:

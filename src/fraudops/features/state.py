@@ -1,7 +1,8 @@
 """Per-entity online feature state: the records, the store seam, and the in-memory store.
 
-One transaction reads and writes one card record and one terminal record, and writes one
-transaction reference (so a later label can find its terminal). One label reads that
+One transaction reads and writes one card record and one terminal record, and reads and
+writes one transaction reference: read, it tells whether the id was seen before (and as
+which payment); written, it lets a later label find the transaction's terminal. One label reads that
 reference and reads and writes one terminal record. Records serialise to JSON-ready dicts,
 so a Redis store is ``get``/``set`` of ``encode()``d records with a TTL on references.
 """
@@ -175,6 +176,15 @@ class TxRef(NamedTuple):
     card_id: str = ""
 
 
+class EventRecords(NamedTuple):
+    """What a transaction is served from: its card's and its terminal's records, and the
+    reference of a transaction already seen under its id (None: the id is new here)."""
+
+    card: CardState | None
+    terminal: TerminalState | None
+    ref: TxRef | None
+
+
 class FeatureState(Protocol):
     """The per-entity state store behind the online engine.
 
@@ -202,6 +212,11 @@ class FeatureState(Protocol):
         """The card's and the terminal's records at once (one round trip for a remote store)."""
         ...
 
+    def get_event(self, card_id: str, terminal_id: str, transaction_id: str) -> EventRecords:
+        """The card's and the terminal's records and the id's reference at once (one round
+        trip for a remote store)."""
+        ...
+
     def put_event(self, event: StateWrite) -> None:
         """Write one transaction's card, terminal and reference at once."""
         ...
@@ -222,6 +237,10 @@ class AsyncReads(Protocol):
     ) -> tuple[CardState | None, TerminalState | None]: ...
 
     async def fetch_tx_ref(self, transaction_id: str) -> TxRef | None: ...
+
+    async def fetch_event(
+        self, card_id: str, terminal_id: str, transaction_id: str
+    ) -> EventRecords: ...
 
 
 class StateWrite(NamedTuple):
@@ -283,6 +302,15 @@ class InMemoryFeatureState:
     ) -> tuple[CardState | None, TerminalState | None]:
         """The card's and the terminal's records."""
         return self._cards.get(card_id), self._terminals.get(terminal_id)
+
+    def get_event(self, card_id: str, terminal_id: str, transaction_id: str) -> EventRecords:
+        """The card's and the terminal's records and the id's reference."""
+        ref = self._refs.get(transaction_id)
+        return EventRecords(
+            self._cards.get(card_id),
+            self._terminals.get(terminal_id),
+            None if ref is None else ref[0],
+        )
 
     def put_event(self, event: StateWrite) -> None:
         """Store one transaction's card, terminal and reference."""

@@ -129,6 +129,24 @@ def test_the_same_id_with_other_content_is_refused_and_the_first_decision_stands
     assert 2.0 == dead
 
 
+def test_another_payment_under_an_id_only_the_state_remembers_is_refused(
+    tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
+) -> None:
+    """With no decision left in memory, the id's reference in the state still tells another
+    payment (here an hour later) from a replay: 409, and the state keeps the first."""
+    settings = service_settings(tmp_path, trained_lake.model_dir, recent_decisions=0)
+    tx = transactions[0]
+    later = body_of(tx) | {"timestamp": (tx.timestamp + timedelta(hours=1)).isoformat()}
+    with running_service(settings) as (client, runtime):
+        first = client.post("/v1/transactions", json=body_of(tx), headers=HEADERS)
+        refused = client.post("/v1/transactions", json=later, headers=HEADERS)
+        card = runtime.state.get_card(tx.customer_id)
+    assert (200, 409) == (first.status_code, refused.status_code)
+    assert "another timestamp" in refused.json()["detail"]
+    assert card is not None
+    assert 1 == card.transaction_ids.count(tx.transaction_id)
+
+
 def test_a_replay_older_than_the_recent_decisions_is_a_duplicate_counted_once(
     tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]
 ) -> None:

@@ -196,6 +196,10 @@ class BrokenState(InMemoryFeatureState):
         self._check()
         return super().get_tx_ref(transaction_id)
 
+    def get_event(self, card_id: str, terminal_id: str, transaction_id: str):  # type: ignore[no-untyped-def]
+        self._check()
+        return super().get_event(card_id, terminal_id, transaction_id)
+
 
 def test_a_failing_feature_store_falls_back_without_features(
     tmp_path: Path, trained_lake: TrainedLake, transactions: list[Transaction]

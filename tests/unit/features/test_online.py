@@ -270,3 +270,21 @@ def test_a_transaction_the_state_holds_is_served_as_it_first_was_and_counted_onc
     assert ["a", "b", "c"] == card.transaction_ids
     assert ["a", "b", "c"] == terminal.transaction_ids
     assert terminal.is_fraud[1]
+
+
+def test_another_payment_under_a_seen_id_is_not_served_and_changes_nothing() -> None:
+    """The id's reference (another time or terminal) or its card entry (another amount)
+    shows a different payment: NaN features, the differing fields named, the state as it was."""
+    online = _online()
+    online.compute_and_update(_tx("a", T0, amount=10.0))
+    before = online.state.get_card("c1")
+    assert before is not None
+    held = list(before.transaction_ids), list(before.amounts)
+    later = online.serve(_tx("a", T0 + timedelta(minutes=5), terminal="m2"))
+    dearer = online.serve(_tx("a", T0, amount=99.0))
+    card = online.state.get_card("c1")
+    assert card is not None
+    assert (("timestamp", "terminal_id"), ("amount",)) == (later.conflict, dearer.conflict)
+    assert np.isnan(later.values).all()
+    assert held == (card.transaction_ids, card.amounts)
+    assert online.state.get_terminal("m2") is None

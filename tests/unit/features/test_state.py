@@ -236,6 +236,7 @@ OPERATIONS: dict[str, Callable[[RedisFeatureState], object]] = {
     "get_tx_ref": lambda store: store.get_tx_ref("t1"),
     "put_tx_ref": lambda store: store.put_tx_ref("t1", TxRef("m1", 0), expires_at=HOUR),
     "get_pair": lambda store: store.get_pair("c1", "m1"),
+    "get_event": lambda store: store.get_event("c1", "m1", "t1"),
     "put_event": lambda store: store.put_event(
         StateWrite("c1", _CARD, "m1", _TERMINAL, "t1", TxRef("m1", 0), HOUR)
     ),
@@ -362,6 +363,23 @@ def test_an_event_write_is_the_three_single_writes(store: FeatureState) -> None:
     store.put_event(StateWrite("c", card, "m", terminal, "t1", TxRef("m", 10), 100))
     expected = (card, terminal, TxRef("m", 10))
     assert expected == (*store.get_pair("c", "m"), store.get_tx_ref("t1"))
+
+
+def test_an_event_read_is_the_pair_and_the_ids_reference(store: FeatureState) -> None:
+    """get_event gives get_pair's records and the id's reference: None for an id never
+    written, the reference once its transaction was."""
+    card = CardState()
+    card.insert(0, 10, "t1", 5.0, "m1", 1.0, 2.0)
+    terminal = TerminalState()
+    terminal.insert(0, 10, "t1")
+    before = store.get_event("c", "m", "t1")
+    store.put_event(StateWrite("c", card, "m", terminal, "t1", TxRef("m", 10, "c"), 100))
+    expected = [(None, None, None), (card, terminal, TxRef("m", 10, "c")), (card, None, None)]
+    assert expected == [
+        tuple(before),
+        tuple(store.get_event("c", "m", "t1")),
+        tuple(store.get_event("c", "unseen", "t2")),
+    ]
 
 
 def _event(card_id: str = "c", terminal_id: str = "m", transaction_id: str = "t1") -> StateWrite:
