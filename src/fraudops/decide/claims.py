@@ -84,6 +84,10 @@ class DecisionClaims(Protocol):
         replicas' retries."""
         ...
 
+    def release(self, transaction_id: str) -> None:
+        """Give up this replica's claim without a decision (the request was refused)."""
+        ...
+
 
 class RedisClaims:
     """Claims on transactions, kept in the Redis of a ``RedisFeatureState`` (on its pipe)."""
@@ -168,6 +172,11 @@ class RedisClaims:
         key = self._prefix + decision.transaction_id
         value = orjson.dumps(_encoded(decision) | {"content": list(content)})
         self.state.defer_write(("SET", key, value, "PX", self.decided_ttl_ms))
+
+    def release(self, transaction_id: str) -> None:
+        """Drop this replica's claim, with the state's next round trip, so another replica's
+        retry of the first payment need not wait for the pending mark to lapse."""
+        self.state.defer_write(("DEL", self._prefix + transaction_id))
 
 
 def _encoded(decision: Decision) -> dict[str, Any]:

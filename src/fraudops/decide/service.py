@@ -304,6 +304,8 @@ class DecisionService:
         if claim is not None and not claim.ours:
             return await self._decided_elsewhere(tx, content, claim, deadline)
         if row is not None and served.conflict:  # the state knows the id as another payment
+            if claim is not None and self.claims is not None:
+                self.claims.release(tx.transaction_id)
             raise ConflictingDuplicateError(tx.transaction_id, list(served.conflict))
         feature_map = None
         rule_inputs = None

@@ -129,6 +129,35 @@ def test_another_payment_under_an_id_another_replica_decided_is_refused(
     assert "another amount" in refused.json()["detail"]
 
 
+def test_a_claim_taken_for_a_refused_payment_is_given_up(
+    tmp_path: Path, trained_lake: TrainedLake, prefix: str, transactions: list[Transaction]
+) -> None:
+    """Once the decision's claim has lapsed, b refuses another payment under a's id from the
+    state's reference, and drops the claim it took: the first payment's retry is not kept
+    waiting, and is scored as it first was."""
+    settings = []
+    for name in ("a", "b"):
+        one = _settings(tmp_path, trained_lake, prefix, name)
+        service = one.service.model_copy(update={"replica_recent_s": 0.2})
+        settings.append(one.model_copy(update={"service": service}))
+    tx = transactions[0]
+    changed = body_of(tx) | {"amount": tx.amount + 1.0}
+    with ExitStack() as stack:
+        a, b = (stack.enter_context(running_service(one)) for one in settings)
+        first = _post(a, tx)
+        time.sleep(0.4)  # the decision's claim lapses
+        refused = b[0].post("/v1/transactions", json=changed, headers=HEADERS)
+        time.sleep(0.2)  # the release rides with b's next round trip, or its write timer
+        store = redis.Redis.from_url(REDIS_URL)
+        claim = store.get(f"{prefix}:decision:{tx.transaction_id}")
+        store.close()
+        again = _post(b, tx)
+    assert 409 == refused.status_code
+    assert claim is None
+    assert (first["action"], first["score"]) == (again["action"], again["score"])
+    assert not again["degraded"]
+
+
 def test_the_same_transaction_at_two_replicas_at_once_is_decided_once(
     tmp_path: Path, trained_lake: TrainedLake, prefix: str, transactions: list[Transaction]
 ) -> None:
