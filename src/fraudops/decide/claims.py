@@ -128,7 +128,7 @@ class RedisClaims:
         reply = self.state.attach(("SET", key, PENDING, "NX", "GET", "PX", self.pending_ttl_ms))
         outcome: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
 
-        def settle(done: asyncio.Future[Any]) -> None:
+        def resolve(done: asyncio.Future[Any]) -> None:
             if done.cancelled():
                 outcome.cancel()
             elif (error := done.exception()) is not None:
@@ -143,7 +143,7 @@ class RedisClaims:
                 else:
                     outcome.set_result(Claim(ours=False, stored=stored))
 
-        reply.add_done_callback(settle)
+        reply.add_done_callback(resolve)
         outcome.add_done_callback(mark_retrieved)
         return outcome
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from datetime import UTC, datetime, timedelta
 
 from fraudops.errors import ConflictingDuplicateError
+from fraudops.features.online import to_micros
 from fraudops.types import Decision, Transaction
 
 Content = tuple[int, str, str, float, str]
@@ -25,14 +25,11 @@ Content = tuple[int, str, str, float, str]
 and currency."""
 
 _CONTENT_FIELDS = ("timestamp", "customer_id", "terminal_id", "amount", "currency")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def content_of(tx: Transaction) -> Content:
     """The content a retry of ``tx`` must repeat."""
-    micros = (tx.timestamp - _EPOCH) // _MICROSECOND
-    return micros, tx.customer_id, tx.terminal_id, float(tx.amount), tx.currency
+    return to_micros(tx.timestamp), tx.customer_id, tx.terminal_id, float(tx.amount), tx.currency
 
 
 def conflict(

@@ -233,18 +233,7 @@ class DecisionService:
     def _decide_after_error(self, tx: Transaction, error: Exception) -> Decision:
         """The static policy's decision, logged and counted, when the path itself failed."""
         _log.exception("decision_path_failed", transaction_id=tx.transaction_id)
-        action, score = self.static.decide(tx)
-        decision = Decision(
-            transaction_id=tx.transaction_id,
-            action=action,
-            score=score,
-            reasons=(),
-            model_version="static",
-            latency_ms=0.0,
-            degraded=True,
-            degraded_reason=f"service:{reason_of(error)}",
-            source="static",
-        )
+        decision = self._static_decision(tx, f"service:{reason_of(error)}", latency_ms=0.0)
         self._on_fallback("decision", Attempt("service", reason_of(error)))
         self._record(tx, decision, None, 0.0)
         return decision
@@ -350,6 +339,12 @@ class DecisionService:
             self._repeat_counters["replica"].inc()
             return stored.decision
         self._repeat_counters["replica_pending"].inc()
+        return self._static_decision(tx, PENDING_ELSEWHERE, deadline.elapsed() * 1000.0)
+
+    def _static_decision(
+        self, tx: Transaction, degraded_reason: str, latency_ms: float
+    ) -> Decision:
+        """The static policy's answer for ``tx``, flagged degraded for ``degraded_reason``."""
         action, score = self.static.decide(tx)
         return Decision(
             transaction_id=tx.transaction_id,
@@ -357,9 +352,9 @@ class DecisionService:
             score=score,
             reasons=(),
             model_version="static",
-            latency_ms=deadline.elapsed() * 1000.0,
+            latency_ms=latency_ms,
             degraded=True,
-            degraded_reason=PENDING_ELSEWHERE,
+            degraded_reason=degraded_reason,
             source="static",
         )
 

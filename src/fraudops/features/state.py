@@ -305,11 +305,10 @@ class InMemoryFeatureState:
 
     def get_event(self, card_id: str, terminal_id: str, transaction_id: str) -> EventRecords:
         """The card's and the terminal's records and the id's reference."""
-        ref = self._refs.get(transaction_id)
         return EventRecords(
             self._cards.get(card_id),
             self._terminals.get(terminal_id),
-            None if ref is None else ref[0],
+            self.get_tx_ref(transaction_id),
         )
 
     def put_event(self, event: StateWrite) -> None:
