@@ -46,6 +46,11 @@ class FraudopsError(Exception):
     http_status: int = 500
     reason: str = "error"
 
+    @property
+    def problems(self) -> list[tuple[str, str]]:
+        """The fields at fault, each with what is wrong with it (an API error lists them)."""
+        return []
+
 
 class ConfigError(FraudopsError):
     """Settings, or a config file, are invalid."""
@@ -75,6 +80,21 @@ class MappingError(InputError):
     """A column mapping is unknown or malformed."""
 
 
+class FieldError(InputError):
+    """One field of a record has a value that cannot be used, though well-formed."""
+
+    reason = "invalid_field"
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+    @property
+    def problems(self) -> list[tuple[str, str]]:
+        return [(self.field, self.message)]
+
+
 class ConflictingDuplicateError(InputError):
     """A transaction id already decided, sent again with other content: the first decision
     stands for the first payment, and this one needs an id of its own."""
@@ -89,6 +109,11 @@ class ConflictingDuplicateError(InputError):
             f"transaction {transaction_id!r} was decided before with another"
             f" {', '.join(fields)}: that decision stands; a new payment needs a new id"
         )
+
+    @property
+    def problems(self) -> list[tuple[str, str]]:
+        message = "differs from the transaction first decided under this id"
+        return [(name, message) for name in self.fields]
 
 
 class LakeError(FraudopsError):

@@ -66,6 +66,12 @@ class ServiceSettings(_Section):
     max_loop_lag_ms: float = Field(default=25.0, gt=0.0)
     """Shed while the event loop runs this late (smoothed): work is queueing uncounted."""
     batch_max_items: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """The largest request body read; a larger one is refused (413) before it is parsed."""
+    max_future_s: float = Field(default=300.0, ge=0.0)
+    """How far ahead of the service's clock a transaction's time (or a label's ``known_at``)
+    may be; further is refused (422): a time in the future would age the windows of its card
+    and terminal by that much, and a payment cannot have happened yet."""
     warmup_rows: int = Field(default=200, ge=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0.0)
     fallback_model_dir: Path | None = None

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+MAX_COORDINATE_KM = 1_000_000.0
+"""The largest terminal coordinate, either sign, that ingestion and the API accept: far
+beyond any place on Earth, and small enough that a distance between two never overflows."""
+
 
 class Action(StrEnum):
     """What the decision path tells the payment flow to do."""

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 
 from fraudops import __version__
 from fraudops.api.auth import HEADER, ApiKeys
@@ -85,6 +85,7 @@ def create_app(settings: Settings, *, build: RuntimeFactory = build_runtime) -> 
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.batch_max_items = settings.service.batch_max_items
+    app.state.max_body_bytes = settings.service.max_body_bytes
     app.include_router(router, dependencies=[Depends(require_key)])
     app.router.routes[0:0] = hot_routes(require_key)
     _add_health(app)
@@ -138,7 +139,13 @@ def _add_health(app: FastAPI) -> None:
         )
         return JsonBytes(body.model_dump(mode="json"), status_code=200 if ready else 503)
 
-    @app.get("/metrics", summary="Prometheus metrics", tags=["health"])
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        responses={503: {"description": "The service has not started yet."}},
+    )
     async def metrics(request: Request) -> Response:
         """Every fraudops metric in Prometheus's text format."""
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)

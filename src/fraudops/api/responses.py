@@ -48,7 +48,8 @@ def problem(status: int, detail: str, errors: list[dict[str, str]] | None = None
 def error_response(error: FraudopsError) -> JsonBytes:
     """A deliberate fraudops error as its HTTP status; a 401 says nothing else."""
     headers = {"WWW-Authenticate": "ApiKey"} if error.http_status == 401 else None
-    response = problem(error.http_status, str(error))
+    errors = [{"field": name, "message": message} for name, message in error.problems]
+    response = problem(error.http_status, str(error), errors)
     if headers:
         response.headers.update(headers)
     return response

@@ -6,6 +6,7 @@ even when its own path breaks (see ``DecisionService.decide``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +26,11 @@ from fraudops.api.schemas import (
     Problem,
     TransactionIn,
 )
-from fraudops.errors import ConflictingDuplicateError
+from fraudops.errors import ConflictingDuplicateError, FieldError
 
 if TYPE_CHECKING:
     from fraudops.api.wiring import Runtime
+    from fraudops.decide.service import LabelOutcome
 
 log = structlog.get_logger("fraudops.api")
 
@@ -37,8 +39,11 @@ TRANSACTIONS = "/transactions"
 
 _NDJSON = ("application/x-ndjson", "application/jsonl", "application/json-seq", "text/plain")
 _TRANSACTION = TypeAdapter(TransactionIn)
+_LABEL = TypeAdapter(LabelIn)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Missing or invalid API key."},
+    413: {"model": Problem, "description": "The body is larger than service.max_body_bytes."},
+    415: {"model": Problem, "description": "The body is not JSON."},
     422: {"model": Problem, "description": "The request names each bad field."},
 }
 
@@ -64,11 +69,49 @@ def _transaction_body(schema: dict[str, Any], *, batch: bool) -> dict[str, Any]:
 _TX_SCHEMA = TransactionIn.model_json_schema()
 
 
+def _media_type(request: Request) -> str | None:
+    """The body's media type, lower case without parameters; None when not given."""
+    header = request.headers.get("content-type")
+    return None if header is None else header.split(";")[0].strip().lower()
+
+
+async def _json_body(request: Request) -> bytes | JsonBytes:
+    """The body of a request that must be JSON (the type may be left out), or the problem."""
+    media_type = _media_type(request)
+    if media_type not in (None, "application/json"):
+        return problem(415, f"send application/json, not {media_type}")
+    return await _body(request)
+
+
+async def _body(request: Request) -> bytes | JsonBytes:
+    """The whole body, or a 413 once it is known to be larger than ``max_body_bytes``: from
+    its declared length before reading any of it, else as it streams in."""
+    limit: int = request.app.state.max_body_bytes
+    too_large = problem(413, f"the body is larger than {limit:,} bytes (service.max_body_bytes)")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            return too_large
+        return await request.body()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _parse_one(body: bytes) -> TransactionIn | JsonBytes:
     try:
         return _TRANSACTION.validate_json(body)
     except ValidationError as exc:
         return problem(422, "invalid transaction", field_problems(exc.errors()))
+
+
+def _problems(error: FieldError | ConflictingDuplicateError) -> list[dict[str, str]]:
+    return [{"field": name, "message": message} for name, message in error.problems]
 
 
 @router.post(
@@ -87,14 +130,20 @@ async def post_transaction(request: Request) -> JsonBytes:
     runtime = _runtime(request)
     tracer = runtime.service.tracer
     with tracer.start_as_current_span("transaction") as span:
+        body = await _json_body(request)
+        if isinstance(body, JsonBytes):
+            return body
         with runtime.service.stage("validate"):
-            parsed = _parse_one(await request.body())
+            parsed = _parse_one(body)
         if isinstance(parsed, JsonBytes):
             runtime.metrics.dead_letters.labels(stage="api", reason="invalid_transaction").inc()
             return parsed
         span.set_attribute("fraudops.transaction_id", parsed.transaction_id)
         try:
             decision, _ = await runtime.service.decide(parsed.to_transaction())
+        except FieldError as exc:
+            runtime.metrics.dead_letters.labels(stage="api", reason="invalid_transaction").inc()
+            return problem(422, "invalid transaction", _problems(exc))
         except ConflictingDuplicateError:
             runtime.metrics.dead_letters.labels(stage="api", reason="conflicting_duplicate").inc()
             raise  # 409, naming what differs
@@ -121,7 +170,7 @@ def hot_routes(authorise: Callable[[Request], Awaitable[None]]) -> list[BaseRout
 
 
 def _batch_items(request: Request, body: bytes) -> list[Any] | JsonBytes:
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    content_type = _media_type(request) or "application/json"
     if content_type in _NDJSON:
         items: list[Any] = []
         for line in body.splitlines():
@@ -159,71 +208,65 @@ class _MalformedLine:
     summary="Decide many transactions (JSON array or NDJSON)",
 )
 async def post_batch(request: Request) -> JsonBytes:
-    """Decide each item in order; a bad item is rejected alone, the others are decided."""
+    """Decide each item in order; a bad item is rejected alone, the others are decided.
+
+    The event loop is let go between items, so a long batch neither holds up other
+    requests nor reads, to the load shedder, as a loop too busy to keep up.
+    """
     runtime = _runtime(request)
-    items = _batch_items(request, await request.body())
+    body = await _body(request)
+    if isinstance(body, JsonBytes):
+        return body
+    items = _batch_items(request, body)
     if isinstance(items, JsonBytes):
         return items
     limit = request.app.state.batch_max_items
     if len(items) > limit:
         return problem(413, f"a batch holds at most {limit} items, got {len(items)}")
     results: list[dict[str, Any]] = []
-    accepted = duplicates = rejected = 0
     with runtime.service.tracer.start_as_current_span("batch"):
         for index, item in enumerate(items):
-            if isinstance(item, _MalformedLine):
-                problems = [{"field": "(line)", "message": "not valid JSON"}]
-            else:
-                try:
-                    parsed = TransactionIn.model_validate(item)
-                except ValidationError as exc:
-                    problems = field_problems(exc.errors())
-                else:
-                    try:
-                        decision, duplicate = await runtime.service.decide(parsed.to_transaction())
-                    except ConflictingDuplicateError as exc:
-                        rejected += 1
-                        runtime.metrics.dead_letters.labels(
-                            stage="api", reason="conflicting_duplicate"
-                        ).inc()
-                        results.append(_conflict_result(index, exc))
-                        continue
-                    duplicates += duplicate
-                    accepted += not duplicate
-                    results.append(
-                        {
-                            "index": index,
-                            "status": "duplicate" if duplicate else "decided",
-                            "decision": DecisionOut.of(decision),
-                            "errors": [],
-                        }
-                    )
-                    continue
-            rejected += 1
-            runtime.metrics.dead_letters.labels(stage="api", reason="invalid_transaction").inc()
-            results.append(
-                {"index": index, "status": "rejected", "decision": None, "errors": problems}
-            )
+            if index:
+                await asyncio.sleep(0)
+            results.append(await _decide_item(runtime, index, item))
+    statuses = [result["status"] for result in results]
     return JsonBytes(
         {
             "received": len(items),
-            "accepted": accepted,
-            "duplicates": duplicates,
-            "rejected": rejected,
+            "accepted": statuses.count("decided"),
+            "duplicates": statuses.count("duplicate"),
+            "rejected": statuses.count("rejected"),
             "results": results,
         }
     )
 
 
-def _conflict_result(index: int, error: ConflictingDuplicateError) -> dict[str, Any]:
-    """A batch item refused because its id was decided before on other content."""
-    message = "differs from the transaction first decided under this id"
-    return {
-        "index": index,
-        "status": "rejected",
-        "decision": None,
-        "errors": [{"field": name, "message": message} for name in error.fields],
-    }
+async def _decide_item(runtime: Runtime, index: int, item: Any) -> dict[str, Any]:
+    """One batch item's result: decided, a retry's first decision, or rejected, and why."""
+    reason = "invalid_transaction"
+    if isinstance(item, _MalformedLine):
+        problems = [{"field": "(line)", "message": "not valid JSON"}]
+    elif not isinstance(item, dict):
+        problems = [{"field": "(item)", "message": "expected a JSON object (a transaction)"}]
+    else:
+        try:
+            parsed = TransactionIn.model_validate(item)
+            decision, duplicate = await runtime.service.decide(parsed.to_transaction())
+        except ValidationError as exc:
+            problems = field_problems(exc.errors())
+        except FieldError as exc:
+            problems = _problems(exc)
+        except ConflictingDuplicateError as exc:
+            reason, problems = exc.reason, _problems(exc)
+        else:
+            return {
+                "index": index,
+                "status": "duplicate" if duplicate else "decided",
+                "decision": DecisionOut.of(decision),
+                "errors": [],
+            }
+    runtime.metrics.dead_letters.labels(stage="api", reason=reason).inc()
+    return {"index": index, "status": "rejected", "decision": None, "errors": problems}
 
 
 @router.get(
@@ -245,11 +288,37 @@ async def get_decision(transaction_id: str, request: Request) -> JsonBytes:
     response_model=LabelOut,
     status_code=202,
     responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": LabelIn.model_json_schema()}},
+            "required": True,
+        }
+    },
     summary="A verdict or chargeback for a transaction",
 )
-async def post_label(label: LabelIn, request: Request) -> JsonBytes:
-    """Store the label for training and apply it to terminal risk, as of its ``known_at``."""
-    outcome = await _runtime(request).service.learn(label.to_label())
+async def post_label(request: Request) -> JsonBytes:
+    """Store the label for training and apply it to terminal risk, as of its ``known_at``;
+    ``reason`` says why the online state did not take it (``unknown_transaction``,
+    ``known_before_transaction``, ``past_window``, ``unchanged``: a repeat)."""
+    runtime = _runtime(request)
+    body = await _json_body(request)
+    if isinstance(body, JsonBytes):
+        return body
+    try:
+        label = _LABEL.validate_json(body)
+        outcome = await runtime.service.learn(label.to_label())
+    except ValidationError as exc:
+        problems = field_problems(exc.errors())
+    except FieldError as exc:
+        problems = _problems(exc)
+    else:
+        return _label_out(label, outcome)
+    runtime.metrics.dead_letters.labels(stage="api", reason="invalid_label").inc()
+    return problem(422, "invalid label", problems)
+
+
+def _label_out(label: LabelIn, outcome: LabelOutcome) -> JsonBytes:
+    """What became of ``label``, as the 202 body."""
     body = LabelOut(
         transaction_id=label.transaction_id,
         stored=outcome.stored,

@@ -1,26 +1,86 @@
 """The API's wire formats: what a client sends and gets back, validated at the edge.
 
 Inputs forbid unknown fields, so a misspelt field is a 422 naming it rather than a value
-silently dropped, and a field that looks like a card number is refused (and never echoed
-back or logged).
+silently dropped. Types are not guessed: ``true`` is not an amount, and a time is ISO 8601
+text with a UTC offset, not a number of seconds. A card id that looks like a card number
+(a Luhn-valid run of 13-19 digits) is refused, and the error does not echo it, so a PAN
+never reaches the decision log. Times before 1970 and coordinates beyond
+:data:`~fraudops.types.MAX_COORDINATE_KM` are refused here; how far ahead of the service's
+clock a time may be is the service's own check (``service.max_future_s``).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 from fraudops.ingest.currency import ISO_4217
-from fraudops.types import Action, Decision, Label, LabelSource, Transaction
+from fraudops.monitoring.logs import mask_pans
+from fraudops.types import (
+    MAX_COORDINATE_KM,
+    Action,
+    Decision,
+    Label,
+    LabelSource,
+    Transaction,
+)
 
 MAX_AMOUNT = 1_000_000.0
 """The largest amount a single card transaction may carry, in its currency."""
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest time a transaction or label may carry."""
+
 Identifier = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
+
+
+def _not_a_card_number(value: str) -> str:
+    if mask_pans(value) != value:
+        raise ValueError(
+            "looks like a card number; send a pseudonymous card id (a token or a keyed"
+            " hash), never the PAN"
+        )
+    return value
+
+
+def _not_a_bool(value: Any) -> Any:
+    # JSON's true and false would otherwise pass as the numbers 1 and 0.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true or false")
+    return value
+
+
+def _time_text(value: Any) -> Any:
+    # A bare number would otherwise pass as seconds since 1970.
+    if not isinstance(value, str | datetime):
+        raise ValueError("expected an ISO 8601 time with a UTC offset, as a string")
+    return value
+
+
+def _not_before_1970(value: datetime) -> datetime:
+    if value < EARLIEST:
+        raise ValueError("is before 1970")
+    return value
+
+
+CardId = Annotated[Identifier, AfterValidator(_not_a_card_number)]
+Time = Annotated[AwareDatetime, BeforeValidator(_time_text), AfterValidator(_not_before_1970)]
+Number = Annotated[float, BeforeValidator(_not_a_bool)]
+Coordinate = Annotated[
+    Number, Field(ge=-MAX_COORDINATE_KM, le=MAX_COORDINATE_KM, allow_inf_nan=False)
 ]
 
 
@@ -32,16 +92,16 @@ class TransactionIn(_Input):
     """One card transaction to decide."""
 
     transaction_id: Identifier
-    timestamp: AwareDatetime = Field(description="When it happened, with a UTC offset.")
-    customer_id: Identifier = Field(description="The card (pseudonymous id, never a PAN).")
+    timestamp: Time = Field(description="When it happened, with a UTC offset.")
+    customer_id: CardId = Field(description="The card (pseudonymous id, never a PAN).")
     terminal_id: Identifier
-    amount: float = Field(ge=0.0, le=MAX_AMOUNT, allow_inf_nan=False)
+    amount: Number = Field(ge=0.0, le=MAX_AMOUNT, allow_inf_nan=False)
     currency: str = Field(default="EUR", min_length=3, max_length=3)
     channel: str | None = Field(default=None, max_length=32)
     country: str | None = Field(default=None, min_length=2, max_length=2)
     merchant_category: str | None = Field(default=None, max_length=8)
-    terminal_x: float | None = Field(default=None, allow_inf_nan=False)
-    terminal_y: float | None = Field(default=None, allow_inf_nan=False)
+    terminal_x: Coordinate | None = Field(default=None, description="Kilometres.")
+    terminal_y: Coordinate | None = Field(default=None, description="Kilometres.")
 
     @field_validator("currency")
     @classmethod
@@ -74,7 +134,7 @@ class LabelIn(_Input):
     transaction_id: Identifier
     is_fraud: bool
     source: Literal["analyst", "chargeback"]
-    known_at: AwareDatetime = Field(description="When the truth became known.")
+    known_at: Time = Field(description="When the truth became known.")
 
     def to_label(self) -> Label:
         """The domain record."""

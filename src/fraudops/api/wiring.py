@@ -309,6 +309,7 @@ def build_runtime(
             store_timeout_s=service_settings.store_timeout_ms / 1000.0,
             max_in_flight=service_settings.max_in_flight,
             max_loop_lag_s=service_settings.max_loop_lag_ms / 1000.0,
+            max_future_s=service_settings.max_future_s,
         ),
         recent_capacity=service_settings.recent_decisions,
         on_decision=DecisionLines(),

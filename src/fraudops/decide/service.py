@@ -30,6 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +41,8 @@ from fraudops.decide.claims import Claim, DecisionClaims
 from fraudops.decide.log import DecisionRecord
 from fraudops.decide.models import Scored, ServedModel
 from fraudops.decide.recent import Content, RecentDecisions, conflict, content_of
-from fraudops.errors import ConflictingDuplicateError, FraudopsError
+from fraudops.errors import ConflictingDuplicateError, FieldError, FraudopsError
+from fraudops.features.online import LabelEffect
 from fraudops.monitoring.tracing import current_trace_id
 from fraudops.resilience import (
     Attempt,
@@ -82,6 +84,7 @@ class Limits:
     store_timeout_s: float = 0.020
     max_in_flight: int = 64
     max_loop_lag_s: float = 0.025
+    max_future_s: float = 300.0
     top_reasons: int = 3
     explain: frozenset[Action] = frozenset({Action.REVIEW, Action.DECLINE})
 
@@ -199,8 +202,10 @@ class DecisionService:
         """The decision for ``tx`` and whether it is a retry's (first) answer.
 
         ``ConflictingDuplicateError`` if ``tx`` repeats the id of a transaction decided (or
-        being decided) on other content: its decision is not this payment's.
+        being decided) on other content: its decision is not this payment's. ``FieldError``
+        if its time is further ahead of the clock than ``Limits.max_future_s``.
         """
+        self._check_not_ahead("timestamp", tx.timestamp)
         tx_id = tx.transaction_id
         content = content_of(tx)
         done = self.recent.get(tx_id)
@@ -229,6 +234,16 @@ class DecisionService:
         final = decision.degraded_reason != PENDING_ELSEWHERE
         self.recent.finish(tx_id, decision, remember=final)
         return decision, repeated
+
+    def _check_not_ahead(self, field: str, moment: datetime) -> None:
+        """``FieldError`` if ``moment`` is further ahead of the clock than allowed."""
+        ahead_s = (moment - self.clock.now()).total_seconds()
+        if ahead_s > self.limits.max_future_s:
+            raise FieldError(
+                field,
+                f"is {ahead_s:,.0f} s ahead of the service's clock; at most"
+                f" {self.limits.max_future_s:g} s is allowed (service.max_future_s)",
+            )
 
     def _decide_after_error(self, tx: Transaction, error: Exception) -> Decision:
         """The static policy's decision, logged and counted, when the path itself failed."""
@@ -455,16 +470,18 @@ class DecisionService:
     # ---------------------------------------------------------------- labels
 
     async def learn(self, label: Label) -> LabelOutcome:
-        """Store ``label`` for training and apply it to the online state (terminal risk)."""
+        """Store ``label`` for training and apply it to the online state (terminal risk and
+        card); a label the state does not take is still stored, with the reason why.
+        ``FieldError`` if it claims to be known further ahead of the clock than allowed."""
+        self._check_not_ahead("known_at", label.known_at)
         self.log.append_label(label)
         self.metrics.labels_received.labels(source=label.source).inc()
         try:
-            applied = await self.store_breaker.call(lambda: self._apply_label(label))
+            effect = await self.store_breaker.call(lambda: self.features.observe_label_async(label))
         except Exception as exc:
             return LabelOutcome(stored=True, applied=False, reason=reason_of(exc))
-        if not applied:
-            # Unknown here, past the terminal's window, or claimed known before it happened.
-            return LabelOutcome(stored=True, applied=False, reason="transaction_not_in_state")
+        if effect is not LabelEffect.APPLIED:
+            return LabelOutcome(stored=True, applied=False, reason=effect.value)
         return LabelOutcome(stored=True, applied=True)
 
     async def _features_of(self, tx: Transaction) -> tuple[Served, Claim | None]:
@@ -480,12 +497,6 @@ class DecisionService:
         claiming = self.claims.claim(tx.transaction_id)
         served = await self.features.serve_async(tx)
         return served, await claiming
-
-    async def _apply_label(self, label: Label) -> bool:
-        """Apply ``label`` to the online state; whether the state took it."""
-        before = self.features.labels_applied
-        await self.features.observe_label_async(label)
-        return self.features.labels_applied > before
 
     # ---------------------------------------------------------------- lookups
 

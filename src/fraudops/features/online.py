@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import NamedTuple
 
 import numpy as np
@@ -250,6 +251,21 @@ COMPILERS: dict[tuple[Kind, Entity, Aggregate], Callable[[Feature], FeatureFunct
 """How the online engine computes each supported (kind, entity, aggregate)."""
 
 
+class LabelEffect(StrEnum):
+    """What one label did to the online state."""
+
+    APPLIED = "applied"
+    """Its terminal's risk, or its card's confirmed fraud, changed."""
+    UNCHANGED = "unchanged"
+    """The state already held this label, or one known later: a repeat changes nothing."""
+    UNKNOWN_TRANSACTION = "unknown_transaction"
+    """No transaction under its id is in the state: never seen here, or long expired."""
+    KNOWN_BEFORE_TRANSACTION = "known_before_transaction"
+    """It claims to be known before its transaction happened, which cannot be."""
+    PAST_WINDOW = "past_window"
+    """Its transaction has left its terminal's windows, so no feature can use it."""
+
+
 def _location(tx: Transaction) -> tuple[float, float]:
     """The terminal's coordinates, both NaN unless both are known."""
     x, y = tx.terminal_x, tx.terminal_y
@@ -263,7 +279,8 @@ class OnlineFeatures:
 
     ``labels_applied`` and ``labels_ignored`` count label events; a label is ignored when
     its transaction is unknown, expired, or the label claims to be known before the
-    transaction itself happened (it could not have been). A label counts for a transaction at
+    transaction itself happened (it could not have been); each label's own
+    :class:`LabelEffect` says which. A label counts for a transaction at
     t only if it became known strictly before t: a label known at the very moment of its own
     transaction (what a file of historical labels gives) is applied right after it.
     """
@@ -301,21 +318,19 @@ class OnlineFeatures:
                 self.state.put_event(write)
         return served
 
-    async def observe_label_async(self, label: Label) -> None:
+    async def observe_label_async(self, label: Label) -> LabelEffect:
         """``observe_label`` for a caller on the event loop (see ``serve_async``)."""
         reads = self._reads
         if reads is None:
-            self.observe_label(label)
-            return
+            return self.observe_label(label)
         ref = await reads.fetch_tx_ref(label.transaction_id)
         if ref is None:
-            self.apply_label(label, None, None)  # counted as ignored
-            return
+            return self.apply_label(label, None, None)[0]  # counted as ignored
         terminal_key = f"terminal:{ref.terminal_id}"
         keys = (f"card:{ref.card_id}", terminal_key) if ref.card_id else (terminal_key,)
         async with self._locks.holding(*keys):
             card, terminal = await reads.fetch_pair(ref.card_id, ref.terminal_id)
-            self._record_label(label, ref, card, terminal)
+            return self._record_label(label, ref, card, terminal)
 
     def compute_and_update(self, tx: Transaction) -> np.ndarray:
         """The features of ``tx`` in definition order (float64); then ``tx`` joins the state."""
@@ -395,53 +410,63 @@ class OnlineFeatures:
         nan = np.full(len(self._functions), math.nan)
         return Served(nan, {}, seen_before=True, conflict=fields)
 
-    def observe_label(self, label: Label) -> None:
+    def observe_label(self, label: Label) -> LabelEffect:
         """Record a label on its terminal and its card; the latest ``known_at`` wins, a fraud
         label wins a tie."""
         ref = self.state.get_tx_ref(label.transaction_id)
         if ref is None:
-            self.apply_label(label, None, None)  # counted as ignored
-            return
+            return self.apply_label(label, None, None)[0]  # counted as ignored
         card, terminal = self.state.get_pair(ref.card_id, ref.terminal_id)
-        self._record_label(label, ref, card, terminal)
+        return self._record_label(label, ref, card, terminal)
 
     def _record_label(
         self, label: Label, ref: TxRef, card: CardState | None, terminal: TerminalState | None
-    ) -> None:
+    ) -> LabelEffect:
         """Apply ``label`` to the records its transaction touched and store what changed
         (a reference from before references named the card reaches the terminal only)."""
-        changed = self.apply_label(label, ref, terminal)
+        effect, changed = self.apply_label(label, ref, terminal)
         if changed is not None:
             self.state.put_terminal(ref.terminal_id, changed)
         marked = None if card is None or not ref.card_id else mark_card(card, label, ref)
         if marked is not None:
             self.state.put_card(ref.card_id, marked)
+            if effect in (LabelEffect.UNCHANGED, LabelEffect.PAST_WINDOW):
+                effect = LabelEffect.APPLIED  # it reached the card
+        return effect
 
     def apply_label(
         self, label: Label, ref: TxRef | None, terminal: TerminalState | None
-    ) -> TerminalState | None:
-        """Apply ``label`` to its terminal's record; the record if it changed, else None.
+    ) -> tuple[LabelEffect, TerminalState | None]:
+        """Apply ``label`` to its terminal's record: what it did, and the record if it
+        changed (else None).
 
-        Counts the label as applied or ignored either way.
+        Counts the label as applied (found in the record) or ignored either way.
         """
         known_at = to_micros(label.known_at)
-        if ref is None or terminal is None or known_at < ref.ts:
-            self.labels_ignored += 1
-            return None
+        if ref is None:
+            return self._ignored(LabelEffect.UNKNOWN_TRANSACTION)
+        if known_at < ref.ts:
+            return self._ignored(LabelEffect.KNOWN_BEFORE_TRANSACTION)
+        if terminal is None:
+            return self._ignored(LabelEffect.PAST_WINDOW)
         lo = bisect_left(terminal.ts, ref.ts)
         hi = bisect_right(terminal.ts, ref.ts, lo)
         try:
             index = terminal.transaction_ids.index(label.transaction_id, lo, hi)
         except ValueError:
-            self.labels_ignored += 1
-            return None
+            return self._ignored(LabelEffect.PAST_WINDOW)
         self.labels_applied += 1
         previous = terminal.label_known_at[index]
-        if known_at > previous or (known_at == previous and label.is_fraud):
+        fraud_wins_tie = known_at == previous and label.is_fraud and not terminal.is_fraud[index]
+        if known_at > previous or fraud_wins_tie:
             terminal.label_known_at[index] = known_at
             terminal.is_fraud[index] = label.is_fraud
-            return terminal
-        return None
+            return LabelEffect.APPLIED, terminal
+        return LabelEffect.UNCHANGED, None
+
+    def _ignored(self, effect: LabelEffect) -> tuple[LabelEffect, None]:
+        self.labels_ignored += 1
+        return effect, None
 
 
 def mark_card(card: CardState, label: Label, ref: TxRef) -> CardState | None:

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from fraudops.ingest.currency import ISO_4217
 from fraudops.ingest.mapping import AUTO, EPOCH_SECONDS, ColumnMapping, Target, TimestampFormat
 from fraudops.lake import TIMESTAMP
+from fraudops.types import MAX_COORDINATE_KM
 
 REASONS = (
     "missing_field",
@@ -26,6 +27,7 @@ REASONS = (
     "bad_timestamp",
     "amount_out_of_range",
     "unknown_currency",
+    "coordinate_out_of_range",
     "bad_label",
 )
 """Reason codes a field check can give, in the order a record is judged by."""
@@ -394,6 +396,13 @@ def check(table: pa.Table, mapping: ColumnMapping, max_amount: float) -> Checked
         if parsed is not None:
             checker.fail(
                 "bad_type", coordinate, parsed.bad, lambda lb, raw: f"{lb} {raw!r} is not a number"
+            )
+            near = pc.less_equal(pc.abs(parsed.values), MAX_COORDINATE_KM)
+            checker.fail(
+                "coordinate_out_of_range",
+                coordinate,
+                _present_but(parsed.values, near),
+                lambda lb, raw: f"{lb} {raw!r} is outside ±{MAX_COORDINATE_KM:g} km",
             )
 
     is_fraud = _optional(checker, "is_fraud", parse_label, "is not 0, 1, true or false", pa.bool_())

@@ -43,9 +43,10 @@ LATENCY_BUCKETS_S = (
 SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 """Model score bucket edges: fine at both ends, where approve and decline thresholds sit."""
 
-DECISION_SOURCES = ("model", "last_good", "rules", "static", "shed")
-"""What answered a decision: the champion model, the previous model, rules, a static policy,
-or load shedding."""
+DECISION_SOURCES = ("model", "last_good", "rules", "static")
+"""What answered a decision: the champion model, the previous model, rules, or a static
+policy (a shed request is answered by rules or the static policy, and counted as shed in
+``fraudops_shed_requests_total``)."""
 STAGES = ("validate", "features", "score", "rules", "decide", "log")
 """The timed stages of the decision path."""
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
@@ -65,14 +66,15 @@ class Metrics:
         r = self.registry
         self.decisions = Counter(
             "fraudops_decisions",
-            "Decisions returned, by action and by what answered (model, last_good, rules, "
-            "static, shed).",
+            "Decisions returned, by action and by what answered (model, last_good, rules, static).",
             ["action", "source"],
             registry=r,
         )
         self.decision_latency = Histogram(
             "fraudops_decision_latency_seconds",
-            "Time from request received to decision returned, in seconds.",
+            "Time the service took to decide a new transaction, from admission to decision,"
+            " in seconds. Time a request waited before (in socket buffers, behind a busy"
+            " event loop) is not in it: measure that at the client or the load balancer.",
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         )

@@ -441,7 +441,7 @@ def test_a_label_for_an_unknown_transaction_is_stored_but_not_applied(service: S
     )
     runtime.log.flush()
     assert 202 == response.status_code
-    assert (True, False, "transaction_not_in_state") == (
+    assert (True, False, "unknown_transaction") == (
         response.json()["stored"],
         response.json()["applied"],
         response.json()["reason"],

@@ -30,6 +30,7 @@ BAD_RECORDS = [
     ("amount_out_of_range", {"amount": "-3"}, "amount '-3' is outside"),
     ("amount_out_of_range", {"amount": "1000000.01"}, "is outside [0, 1e+06]"),
     ("unknown_currency", {"currency": "EURO"}, "currency 'EURO' is not an ISO 4217 code"),
+    ("coordinate_out_of_range", {"terminal_x": "-1e308"}, "terminal_x '-1e308' is outside ±1e+06"),
     ("bad_label", {"is_fraud": "maybe"}, "is_fraud 'maybe' is not 0, 1, true or false"),
     ("bad_label", {"fraud_scenario": "-1"}, "fraud_scenario '-1'"),
 ]
