@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -68,6 +70,29 @@ def progress_bars(enabled: bool = True) -> Iterator[Progress]:
         yield report
 
 
+def show(renderable: RenderableType) -> None:
+    """Print a table (or any renderable) on stderr, whole.
+
+    On a terminal it fits the window; piped or redirected there is no window, and rich's
+    80-column default would cut a wide table's cells short, so it gets its natural width.
+    """
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    wide = Console(file=console.file, width=10_000)
+    width = Measurement.get(wide, wide.options, renderable).maximum
+    Console(file=console.file, width=max(width, console.width)).print(renderable)
+
+
+def say(kind: str, message: str) -> None:
+    """One ``error:`` / ``warning:`` line on stderr: the message verbatim, never wrapped.
+
+    A message is text, not markup: a path such as ``models/[bold]v1`` prints as it is.
+    """
+    colour = "red" if kind == "error" else "yellow"
+    console.print(f"[{colour}]{kind}:[/{colour}] {escape(message)}", soft_wrap=True)
+
+
 def fail_cleanly(command: Callable[P, R]) -> Callable[P, R]:
     """Turn a FraudopsError into a one-line message and exit code 2, not a traceback."""
 
@@ -76,7 +101,7 @@ def fail_cleanly(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except FraudopsError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            say("error", str(exc))
             raise typer.Exit(code=2) from exc
 
     return wrapper

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from fraudops.cli._common import console, emit_json, fail_cleanly, progress_bars
+from fraudops.cli._common import console, emit_json, fail_cleanly, progress_bars, say, show
 from fraudops.errors import InputError
-from fraudops.learn.jobs import evaluate_model, train_model
+from fraudops.learn.jobs import check_training_outputs, evaluate_model, train_model
 from fraudops.learn.metrics import METRIC_KEYS
 from fraudops.learn.pipeline import (
     DEFAULT_PIPELINE,
@@ -72,6 +73,10 @@ def train(
 ) -> None:
     """Train the default pipeline and report its prequential test metrics."""
     start = _day(train_start, "--train-start")
+    # Before anything slow: a wrong output path is refused now, not after the training.
+    check_training_outputs(lake, out, policy_out=policy_out, report_html=report)
+    if register:
+        _registry_root(registry)
     config = DEFAULT_PIPELINE
     if hyperparameters is not None:
         config = with_hyperparameters(config, read_hyperparameters(hyperparameters))
@@ -97,11 +102,19 @@ def train(
     _show(result, "train", json_output)
 
 
-def _register(model_dir: Path, root: Path | None) -> int:
-    from fraudops.learn.registry import lineage_from_model_dir, open_registry
+def _registry_root(root: Path | None) -> Path:
     from fraudops.settings import load_settings
 
-    store = open_registry(root or load_settings().data_dir / "registry")
+    root = root or load_settings().data_dir / "registry"
+    if root.exists() and not root.is_dir():
+        raise InputError(f"--registry {root}: is a file, not a registry directory")
+    return root
+
+
+def _register(model_dir: Path, root: Path | None) -> int:
+    from fraudops.learn.registry import lineage_from_model_dir, open_registry
+
+    store = open_registry(_registry_root(root))
     lineage = lineage_from_model_dir(model_dir, trained_by=getpass.getuser())
     return store.register(model_dir, lineage=lineage).version
 
@@ -145,6 +158,9 @@ def _value(key: str, value: float, *, counted: bool = False) -> str:
 def _show(report: Report, command: str, json_output: bool) -> None:
     if json_output:
         emit_json(report.as_dict())
+        # Also on stderr: a warning only in the JSON is a warning nobody reads.
+        for warning in report.warnings:
+            say("warning", warning)
         return
     folds = report.folds
     table = Table(title=f"{command}: {report.model_version} ({report.seconds:.1f} s)")
@@ -163,7 +179,13 @@ def _show(report: Report, command: str, json_output: bool) -> None:
     for name in ("test_transactions", "test_frauds", "removed_known_cards"):
         counts = [f"{result.as_dict()[name]:,}" for result in folds]
         table.add_row(name.replace("_", " "), "", *counts)
-    console.print(table)
-    console.print(f"model: {report.model_dir}  features: {report.feature_definition_hash[:12]}")
+    show(table)
+    console.print(
+        f"model: {escape(str(report.model_dir))}  features: {report.feature_definition_hash[:12]}",
+        soft_wrap=True,
+    )
+    version = report.details.get("registered_version")
+    if version is not None:
+        console.print(f"registered as version {version}", soft_wrap=True)
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        say("warning", warning)

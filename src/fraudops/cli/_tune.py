@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from fraudops.cli._common import console, emit_json, fail_cleanly, progress_bars
+from fraudops.cli._common import console, emit_json, fail_cleanly, progress_bars, say, show
 from fraudops.errors import InputError
 
 if TYPE_CHECKING:
@@ -79,8 +80,8 @@ def tune(
 
     from fraudops.learn.dataset import feature_definition, load_feature_table
     from fraudops.learn.protocol import prequential_folds
-    from fraudops.learn.tracking import MlflowTracker, NoTracking, Tracker
-    from fraudops.learn.tune import fold_dates
+    from fraudops.learn.tracking import MlflowTracker, NoTracking, Tracker, check_sqlite_file
+    from fraudops.learn.tune import check_storage, fold_dates
     from fraudops.learn.tune import tune as run_tune
     from fraudops.settings import load_settings
 
@@ -88,6 +89,12 @@ def tune(
     settings = load_settings()
     storage = storage or settings.data_dir / "tune" / "optuna.db"
     registry = registry or settings.data_dir / "registry"
+    # Before the feature table is built: a wrong path is refused now, not after it.
+    check_storage(storage)
+    if track:
+        if registry.exists() and not registry.is_dir():
+            raise InputError(f"--registry {registry}: is a file, not a registry directory")
+        check_sqlite_file(registry / "mlflow.db", "--registry")
     validation = prequential_folds(
         start, train_days=train_days, delay_days=delay_days, test_days=test_days, n_folds=folds
     )
@@ -120,6 +127,8 @@ def tune(
 
 
 def _show(result: TuneResult, json_output: bool) -> None:
+    if not result.best_params:
+        say("warning", "no trial finished: there are no tuned hyperparameters to train with")
     if json_output:
         emit_json(result.as_dict())
         return
@@ -135,5 +144,5 @@ def _show(result: TuneResult, json_output: bool) -> None:
         table.add_row(f"trials {state}", str(result.count(state)))
     table.add_row("trials this session", str(result.new_trials))
     table.add_row("stopped by", result.stopped_by.replace("_", " "))
-    console.print(table)
-    console.print(f"study: {result.study_name}  storage: {result.storage}")
+    show(table)
+    console.print(f"study: {escape(result.study_name)}  storage: {result.storage}", soft_wrap=True)

@@ -36,7 +36,7 @@ import lightgbm as lgb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import fraudops
-from fraudops.errors import ModelError, ModelNotFoundError, validation_problems
+from fraudops.errors import InputError, ModelError, ModelNotFoundError, validation_problems
 
 MODEL_FILE = "model.txt"
 MANIFEST_FILE = "manifest.json"
@@ -258,6 +258,31 @@ def _file_table(path: Path) -> dict[str, str]:
     }
 
 
+def check_model_destination(path: Path, *, lake: Path | None = None) -> None:
+    """Refuse ``path`` as the place to write a model unless replacing it loses nothing.
+
+    Writing a model replaces the directory, so it must not exist yet, be empty, or hold a
+    fraudops model (its manifest says so). ``lake`` is the directory the model is trained
+    from: the model may lie neither in it nor around it.
+    """
+    if lake is not None:
+        out, source = path.resolve(), lake.resolve()
+        if out == source or source in out.parents or out in source.parents:
+            raise InputError(
+                f"--out {path}: the model cannot be written into the lake {lake}, inside it"
+                " or around it; choose another directory"
+            )
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise InputError(f"--out {path}: exists and is not a directory; choose another path")
+    if any(path.iterdir()) and not (path / MANIFEST_FILE).is_file():
+        raise InputError(
+            f"--out {path}: a directory that holds no fraudops model ({MANIFEST_FILE} is"
+            " missing); only a model directory or an empty one is replaced"
+        )
+
+
 def save_ensemble_dir(
     path: Path,
     members: Sequence[SavableMember],
@@ -273,7 +298,10 @@ def save_ensemble_dir(
     hyperparameters: dict[str, Any],
     created_at: datetime,
 ) -> Manifest:
-    """Write a format-2 model into ``path`` (emptied first) and return its manifest.
+    """Write a format-2 model into ``path`` and return its manifest.
+
+    ``path`` must be absent, empty or an earlier model directory, which is replaced
+    (``check_model_destination``): anything else is refused, never deleted.
 
     ``onnx`` maps member names to their ONNX export, for the members the service scores
     through ONNX Runtime. The version is content-addressed over every file written.
@@ -293,6 +321,7 @@ def save_ensemble_dir(
     unknown = set(onnx) - set(names)
     if unknown:
         raise ModelError(f"ONNX exports for unknown members: {sorted(unknown)}")
+    check_model_destination(path)
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)

@@ -11,9 +11,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fraudops import lake as lake_layout
 from fraudops.clock import Clock, SystemClock
-from fraudops.errors import ModelError, NotEnoughDataError
-from fraudops.learn.artifact import ManifestMetrics, load_model_dir, save_ensemble_dir
+from fraudops.errors import InputError, ModelError, NotEnoughDataError
+from fraudops.features.definition import Entity, FeatureDefinition
+from fraudops.learn.artifact import (
+    ManifestMetrics,
+    check_model_destination,
+    load_model_dir,
+    save_ensemble_dir,
+)
 from fraudops.learn.dataset import feature_definition, load_feature_table
 from fraudops.learn.members import Learner, Member
 from fraudops.learn.metrics import METRIC_KEYS, Metrics, assess
@@ -103,6 +110,90 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse ``path`` as a file to write unless it can be: not a directory, nor under a file.
+
+    Checked before training so that a long run is not lost to a path that was wrong from
+    the start; missing parent directories are fine (the writers create them).
+    """
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory; give the path of a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{option} {path}: {parent} is a file, not a directory")
+            break
+
+
+def check_training_outputs(
+    lake: Path, out: Path, *, policy_out: Path | None = None, report_html: Path | None = None
+) -> None:
+    """Refuse, before any training, outputs that would destroy data or fail at the end."""
+    check_model_destination(out, lake=lake)
+    if policy_out is not None:
+        check_output_file(policy_out, "--policy-out")
+    if report_html is not None:
+        check_output_file(report_html, "--report")
+
+
+def lake_days(lake: Path) -> tuple[date, date] | None:
+    """The first and last day the lake holds transactions on, from its day partitions."""
+    root = lake / lake_layout.TRANSACTIONS_DIR
+    days = []
+    for partition in root.glob("day=*") if root.is_dir() else ():
+        try:
+            days.append(date.fromisoformat(partition.name.removeprefix("day=")))
+        except ValueError:
+            continue
+    return (min(days), max(days)) if days else None
+
+
+def feature_reach_days(definition: FeatureDefinition) -> int:
+    """How many days of history the definition's longest window (with its delay) reads."""
+    reach_us = max(definition.horizon_us(entity) for entity in Entity)
+    return -(-reach_us // 86_400_000_000)
+
+
+def history_warnings(
+    folds: Sequence[Fold], lake_first_day: date | None, definition: FeatureDefinition
+) -> list[str]:
+    """Warnings for windows the lake cannot fully serve: days before its first, or
+    transactions whose features lack part of their history."""
+    if lake_first_day is None:
+        return []
+    reach = feature_reach_days(definition)
+    complete_from = lake_first_day + timedelta(days=reach)
+    latest_start = max(fold.train_start for fold in folds)
+    advice = (
+        f"; a --train-start of {complete_from + (latest_start - earliest_day(folds))} or later"
+        " avoids this"
+    )
+    warnings = []
+    for fold in sorted(folds, key=lambda f: f.index):
+        train_days = (fold.train_end - fold.train_start).days + 1
+        windows = (
+            (
+                "calibration week",
+                fold.train_start - timedelta(days=train_days),
+                fold.train_start - timedelta(days=1),
+            ),
+            ("training window", fold.train_start, fold.train_end),
+        )
+        for what, first, last in windows:
+            if first < lake_first_day:
+                warnings.append(
+                    f"fold {fold.index}: the {what} {first}…{last} starts before the lake's"
+                    f" first day {lake_first_day}: it is trained on part of the window only{advice}"
+                )
+            elif first < complete_from:
+                warnings.append(
+                    f"fold {fold.index}: the {what} {first}…{last} starts less than {reach}"
+                    f" days after the lake's first day {lake_first_day}: its features miss"
+                    f" part of their history (complete from {complete_from}){advice}"
+                )
+    return warnings
+
+
 def train_model(
     lake: Path,
     out: Path,
@@ -128,6 +219,7 @@ def train_model(
     """
     started = time.perf_counter()
     clock = clock or SystemClock()
+    check_training_outputs(lake, out, policy_out=policy_out, report_html=report_html)
     folds = prequential_folds(
         train_start,
         train_days=train_days,
@@ -145,8 +237,17 @@ def train_model(
     for fold in folds:
         start, end = fold.train_window
         in_training |= ((frame["ts"] >= start) & (frame["ts"] < end)).to_numpy()
-    warnings = constant_features(frame[in_training], definition.names)
-    run = run_pipeline(frame, folds, definition.names, config, progress)
+    span = lake_days(lake)
+    warnings = history_warnings(folds, None if span is None else span[0], definition)
+    warnings += constant_features(frame[in_training], definition.names)
+    run = run_pipeline(
+        frame,
+        folds,
+        definition.names,
+        config,
+        progress,
+        lake_first_day=None if span is None else span[0],
+    )
     results = [fold_run.result for fold_run in run.folds]
     means, std = summarise(results)
     latest = run.latest
@@ -233,6 +334,32 @@ def training_details(
     return details
 
 
+def _test_window_warnings(
+    manifest_train: tuple[date, date], delay: int, test_start: date, test_end: date
+) -> list[str]:
+    """Refuse a test window the model trained on; warn of one it would not have met."""
+    train_start, train_end = manifest_train
+    if test_start <= train_end and test_end >= train_start:
+        raise InputError(
+            f"test window {test_start}…{test_end} overlaps the model's training window"
+            f" {train_start}…{train_end}: its metrics would be in-sample; test from"
+            f" {train_end + timedelta(days=delay + 1)} on (the default --test-start)"
+        )
+    gap_end = train_end + timedelta(days=delay)
+    if train_end < test_start <= gap_end:
+        return [
+            f"test window {test_start}…{test_end} starts inside the model's {delay}-day"
+            f" label-delay gap {train_end + timedelta(days=1)}…{gap_end}: the model could not"
+            " have been deployed yet on those days"
+        ]
+    if test_end < train_start:
+        return [
+            f"test window {test_start}…{test_end} lies before the model's training window"
+            f" {train_start}…{train_end}: the model is measured on the past"
+        ]
+    return []
+
+
 def evaluate_model(
     lake: Path,
     model_dir: Path,
@@ -244,8 +371,11 @@ def evaluate_model(
     """Measure a saved model on a test window, with the same known-card removal as training.
 
     The default window starts right after the model's training window and label delay:
-    the week the model would first have been used on. Cards count as known from the
-    model's training start on.
+    the week the model would first have been used on. A window overlapping the training
+    window is refused (it would be measured in-sample); one in the delay gap or before the
+    training is measured with a warning. The report's test window is the days actually
+    measured: a window reaching past the lake's last day is cut there, with a warning. Cards
+    count as known from the model's training start (or the test start, if earlier) on.
     """
     started = time.perf_counter()
     artifact = load_model_dir(model_dir)
@@ -253,17 +383,38 @@ def evaluate_model(
     delay = manifest.label_delay_days
     if test_start is None:
         test_start = manifest.train_end + timedelta(days=delay + 1)
+    test_end = test_start + timedelta(days=test_days - 1)
+    warnings = _test_window_warnings(
+        (manifest.train_start, manifest.train_end), delay, test_start, test_end
+    )
+    span = lake_days(lake)
+    if span is not None and not (span[0] <= test_end and test_start <= span[1]):
+        raise NotEnoughDataError(
+            f"test window {test_start}…{test_end}: the lake holds transactions from"
+            f" {span[0]} to {span[1]} only"
+        )
+    if span is not None:
+        measured = (max(test_start, span[0]), min(test_end, span[1]))
+        if measured != (test_start, test_end):
+            warnings.append(
+                f"the lake holds {span[0]}…{span[1]}: of the test window {test_start}…"
+                f"{test_end} only {measured[0]}…{measured[1]}"
+                f" ({(measured[1] - measured[0]).days + 1} of {test_days} days) is measured"
+            )
+            test_start, test_end = measured
     fold = Fold(
         index=0,
         train_start=manifest.train_start,
         train_end=manifest.train_end,
         test_start=test_start,
-        test_end=test_start + timedelta(days=test_days - 1),
+        test_end=test_end,
         delay_days=delay,
     )
     definition = feature_definition(delay)
     first = min(fold.train_start, fold.test_start)
-    frame = load_feature_table(lake, first, fold.test_end, definition, progress)
+    frame = load_feature_table(
+        lake, first, max(fold.test_end, fold.train_end), definition, progress
+    )
     if list(definition.names) != manifest.feature_names:
         raise ModelError(
             f"model features {manifest.feature_names} differ from the definition's"
@@ -294,4 +445,5 @@ def evaluate_model(
         model_version=manifest.model_version,
         feature_definition_hash=manifest.feature_definition_hash,
         seconds=time.perf_counter() - started,
+        warnings=tuple(warnings),
     )

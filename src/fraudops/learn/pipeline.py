@@ -44,6 +44,7 @@ from fraudops.learn.metrics import Metrics, assess
 from fraudops.learn.protocol import Fold, TestSet, assessment_rows, day_start
 from fraudops.learn.report import FoldResult
 from fraudops.learn.thresholds import CostModel, ThresholdChoice, choose_thresholds
+from fraudops.learn.train import hyperparameters_from
 from fraudops.progress import Progress, no_progress
 
 FloatArray = npt.NDArray[np.float64]
@@ -258,10 +259,18 @@ class _Fits:
         self._done = 0
         self._cache: dict[tuple[date, date], tuple[Member, ...]] = {}
 
-    def __call__(self, first: date, last: date) -> tuple[Member, ...]:
+    def __call__(self, first: date, last: date, what: str, hint: str = "") -> tuple[Member, ...]:
+        """The members fitted on ``first``…``last``; ``what`` and ``hint`` name the window
+        in the error when it cannot be trained on."""
         key = (first, last)
         if key not in self._cache:
-            rows = _labelled(_between(self._frame, first, last), f"training window {first}…{last}")
+            rows = _between(self._frame, first, last)
+            frauds = int(rows["is_fraud"].sum())
+            if frauds == 0 or frauds == len(rows):
+                raise NotEnoughDataError(
+                    f"{what} holds {len(rows)} transactions, {frauds} fraudulent; both are"
+                    f" needed{hint}"
+                )
             labels = rows["is_fraud"].to_numpy()
             members = []
             for learner in self._learners:
@@ -321,12 +330,23 @@ def _run_fold(
     fold: Fold,
     config: PipelineConfig,
     fits: _Fits,
+    earliest_start: date | None = None,
 ) -> FoldRun:
     """Fit, combine, calibrate and set thresholds for one fold, then measure its test week."""
     train_days = (fold.train_end - fold.train_start).days + 1
-    deployed = fits(fold.train_start, fold.train_end)
+    hint = ""
+    if earliest_start is not None:
+        hint = f"; the earliest --train-start the lake can serve is {earliest_start}"
+    deployed = fits(fold.train_start, fold.train_end, fold.describe_train(), hint)
+    calibration_start = fold.train_start - timedelta(days=train_days)
+    calibration_end = fold.train_start - timedelta(days=1)
     calibration_members = fits(
-        fold.train_start - timedelta(days=train_days), fold.train_start - timedelta(days=1)
+        calibration_start,
+        calibration_end,
+        f"the calibration week {calibration_start}…{calibration_end} (the {train_days} days"
+        f" before fold {fold.index}'s training window {fold.train_start}…{fold.train_end},"
+        " where the members that calibrate it and choose its thresholds are trained)",
+        hint,
     )
     names = tuple(member.name for member in deployed)
     # Time order, so the calibration days below concatenate back to these rows' order.
@@ -399,10 +419,21 @@ def run_pipeline(
     feature_names: Sequence[str],
     config: PipelineConfig = DEFAULT_PIPELINE,
     progress: Progress = no_progress,
+    *,
+    lake_first_day: date | None = None,
 ) -> PipelineRun:
-    """Run ``config`` on every fold of ``frame`` (a feature table from ``earliest_day``)."""
+    """Run ``config`` on every fold of ``frame`` (a feature table from ``earliest_day``).
+
+    ``lake_first_day``, when known, lets a window the lake cannot serve name the earliest
+    training start it can.
+    """
     if not folds:
         raise ValueError("run_pipeline needs at least one fold")
+    earliest_start = None
+    if lake_first_day is not None:
+        # Fold 0's start such that the oldest fold's calibration week begins on that day.
+        latest_start = max(fold.train_start for fold in folds)
+        earliest_start = lake_first_day + (latest_start - earliest_day(folds))
     windows = {(f.train_start, f.train_end) for f in folds}
     for fold in folds:
         days = (fold.train_end - fold.train_start).days + 1
@@ -411,7 +442,7 @@ def run_pipeline(
         frame, config.learners, feature_names, progress, len(windows) * len(config.learners)
     )
     progress("fitting members", 0, len(windows) * len(config.learners))
-    runs = tuple(_run_fold(frame, fold, config, fits) for fold in folds)
+    runs = tuple(_run_fold(frame, fold, config, fits, earliest_start) for fold in folds)
     return PipelineRun(folds=runs, config=config)
 
 
@@ -446,9 +477,13 @@ def with_capacity(config: PipelineConfig, capacity: int | None) -> PipelineConfi
 
 
 def with_hyperparameters(config: PipelineConfig, params: Mapping[str, Any]) -> PipelineConfig:
-    """``config`` with ``params`` over its LightGBM members' hyperparameters."""
+    """``config`` with ``params`` over its LightGBM members' hyperparameters.
+
+    ``params`` is checked and completed as a tuning trial's are
+    (``train.hyperparameters_from``), so a tuned result trains what its trial trained.
+    """
     learners = tuple(
-        replace(learner, hyperparameters={**learner.hyperparameters, **params})
+        replace(learner, hyperparameters=hyperparameters_from(params, learner.hyperparameters))
         if isinstance(learner, LightGBMLearner)
         else learner
         for learner in config.learners
@@ -468,8 +503,19 @@ def read_hyperparameters(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: cannot read hyperparameters: {exc}") from exc
     if isinstance(document, dict) and "best_params" in document:
         document = document["best_params"]
+        if document == {}:
+            raise InputError(
+                f"{path}: best_params is empty: no tuning trial finished (give the study more"
+                " time or trials), so there are no tuned hyperparameters to train with"
+            )
     if not isinstance(document, dict) or not all(isinstance(k, str) for k in document):
         raise InputError(f"{path}: hyperparameters must be a JSON object of names to values")
+    if not document:
+        raise InputError(f"{path}: no hyperparameters given (an empty object)")
+    try:
+        hyperparameters_from(document)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from exc
     return document
 
 

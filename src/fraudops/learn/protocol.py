@@ -115,13 +115,16 @@ class TestSet:
 def remove_known_cards(frame: pd.DataFrame, fold: Fold) -> TestSet:
     """The fold's test transactions without cards already known to be compromised.
 
-    ``frame`` holds at least the transactions from ``fold.train_start`` to ``fold.test_end``
+    ``frame`` holds at least the transactions from the earlier of ``fold.train_start`` and
+    ``fold.test_start`` to ``fold.test_end``
     with columns ``ts``, ``customer_id`` and ``is_fraud``. On test day T a card counts as
-    known when it had a fraud on any day from the training start up to T − delay − 1: the
-    labels of those days have arrived by T, so catching the card again proves nothing.
+    known when it had a fraud on any day from the training start (or the test start, when a
+    model is measured on an earlier week) up to T − delay − 1: the labels of those days have
+    arrived by T, so catching the card again proves nothing.
     """
     days = frame["ts"].dt.tz_convert("UTC").dt.date
-    history = (days >= fold.train_start) & (frame["is_fraud"].to_numpy() == 1)
+    since = min(fold.train_start, fold.test_start)
+    history = (days >= since) & (frame["is_fraud"].to_numpy() == 1)
     fraud_day = (
         pd.DataFrame({"customer_id": frame["customer_id"][history], "day": days[history]})
         .groupby("customer_id")["day"]
@@ -167,7 +170,10 @@ def training_rows(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
 
 def assessment_rows(frame: pd.DataFrame, fold: Fold) -> TestSet:
     """The fold's test set after known-card removal; NotEnoughDataError unless both classes."""
-    history = _between(frame, (fold.train_window[0], fold.test_window[1]))
+    # From the earlier of the two starts: a test week before the training window (a model
+    # measured on the past) must not be cut away.
+    first = min(fold.train_window[0], fold.test_window[0])
+    history = _between(frame, (first, fold.test_window[1]))
     test = remove_known_cards(history, fold)
     frauds = int(test.frame["is_fraud"].sum())
     if frauds == 0 or frauds == len(test.frame):

@@ -364,6 +364,8 @@ def write_policy_file(
             },
         },
     }
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give the path of the policy file")
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from fraudops.clock import Clock, SystemClock
-from fraudops.errors import StoreError
+from fraudops.errors import InputError, StoreError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -117,17 +117,83 @@ def mlflow_client(tracking_uri: str) -> MlflowClient:
     A database URI is created (and migrated) on first use.
     """
     _import_mlflow()
+    import sqlalchemy.exc
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    _probe(tracking_uri)
     try:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         # Touch both stores now so a bad URI fails here, not in the middle of a study.
         client.search_experiments(max_results=1)
         client.search_registered_models(max_results=1)
     except MlflowException as exc:
-        raise StoreError(f"MLflow store {tracking_uri}: {exc.message}") from exc
+        raise StoreError(f"MLflow store {_shown(tracking_uri)}: {one_line(exc.message)}") from exc
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise StoreError(f"MLflow store {_shown(tracking_uri)}: {one_line(exc)}") from exc
     return client
+
+
+def _shown(uri: str) -> str:
+    """``uri`` fit for an error message: a password in it is masked."""
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.make_url(uri).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return uri
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
+
+
+def check_sqlite_file(path: Path, what: str) -> None:
+    """Refuse ``path`` as a SQLite database unless it is one, or is not there yet."""
+    if path.is_dir():
+        raise InputError(f"{what} {path}: is a directory, not a SQLite database file")
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise InputError(f"{what} {path}: cannot be read: {exc.strerror}") from exc
+    if header and header != SQLITE_HEADER:
+        raise InputError(f"{what} {path}: is not a SQLite database")
+
+
+def one_line(exc: BaseException | str) -> str:
+    """An error as one line: a database driver's message without SQL, hints or background."""
+    original = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _probe(tracking_uri: str) -> None:
+    """Fail at once, in one line, on a database MLflow could not open.
+
+    MLflow retries a failing database for a minute and a half, logging each attempt, then
+    raises the driver's error with its SQL: too slow and too loud for a wrong URI.
+    """
+    if tracking_uri.startswith("sqlite:///"):
+        check_sqlite_file(Path(tracking_uri.removeprefix("sqlite:///")), "MLflow store")
+        return
+    if "://" not in tracking_uri or tracking_uri.split("://", 1)[0] in ("file", "http", "https"):
+        return
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(tracking_uri)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StoreError(f"MLflow store {_shown(tracking_uri)}: {one_line(exc)}") from exc
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise StoreError(f"MLflow store {_shown(tracking_uri)}: {one_line(exc)}") from exc
+    finally:
+        engine.dispose()
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_location: Path) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 from fraudops.learn.artifact import Manifest
 from fraudops.learn.calibrate import reliability_curve
 from fraudops.learn.metrics import Metrics
-from fraudops.learn.pipeline import DEFAULT_PIPELINE, SELECTION, PipelineRun
+from fraudops.learn.pipeline import DEFAULT_PIPELINE, SELECTION, PipelineConfig, PipelineRun
 from fraudops.learn.report_html import (
     Calibration,
     CostCurvePoint,
@@ -37,6 +37,25 @@ CP@100 winner is its IR 0.5 variant's; its AP is the IR 0.02 variant's 0.68)."""
 
 def _mean(metrics: Sequence[Metrics], key: str) -> float:
     return float(np.mean([m.as_dict()[key] for m in metrics]))
+
+
+def _pipeline_label(config: PipelineConfig) -> str:
+    """How the handbook table names the pipeline that was run: the default, or not."""
+    same_shape = (
+        [learner.name for learner in config.learners],
+        config.combiner,
+        config.calibration,
+    ) == (
+        [learner.name for learner in DEFAULT_PIPELINE.learners],
+        DEFAULT_PIPELINE.combiner,
+        DEFAULT_PIPELINE.calibration,
+    )
+    if same_shape and config.learners == DEFAULT_PIPELINE.learners:
+        return "fraudops default pipeline"
+    if same_shape:
+        return "fraudops pipeline with the given hyperparameters (not the default ones)"
+    names = ", ".join(learner.name for learner in config.learners)
+    return f"fraudops pipeline: {config.combiner} of {names}, {config.calibration} calibration"
 
 
 def report_data(
@@ -114,6 +133,13 @@ def report_data(
         brier_raw=latest.brier_raw,
         brier_calibrated=latest.brier_calibrated,
         method=model.calibrator.method,
+        measured_on=(
+            f"fold {latest.result.fold.index}'s training week"
+            f" {latest.result.fold.train_start}…{latest.result.fold.train_end}"
+        ),
+        mean_brier_raw=float(np.mean([r.brier_raw for r in run.folds])),
+        mean_brier_calibrated=float(np.mean([r.brier_calibrated for r in run.folds])),
+        folds=len(run.folds),
     )
     choice = latest.thresholds.choice
     threshold = Thresholds(
@@ -146,7 +172,7 @@ def report_data(
         )
     handbook.append(
         HandbookRow(
-            "fraudops default pipeline",
+            _pipeline_label(run.config),
             _mean(served, "roc_auc"),
             _mean(served, "average_precision"),
             _mean(served, "card_precision_at_100"),

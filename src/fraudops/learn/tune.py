@@ -21,13 +21,21 @@ import numpy as np
 import numpy.typing as npt
 import optuna
 import pandas as pd
+import sqlalchemy.exc
 
-from fraudops.errors import InputError
+from fraudops.errors import InputError, StoreError
 from fraudops.learn.metrics import assess
 from fraudops.learn.protocol import Fold, assessment_rows, training_rows
 from fraudops.learn.thresholds import CostModel, choose_thresholds
-from fraudops.learn.tracking import Tracker, TrialRecord, TrialState, no_tracking
-from fraudops.learn.train import HYPERPARAMETERS, fit_booster
+from fraudops.learn.tracking import (
+    Tracker,
+    TrialRecord,
+    TrialState,
+    check_sqlite_file,
+    no_tracking,
+    one_line,
+)
+from fraudops.learn.train import HYPERPARAMETERS, fit_booster, hyperparameters_from
 from fraudops.progress import Progress, no_progress
 
 __all__ = [
@@ -36,6 +44,7 @@ __all__ = [
     "Objective",
     "TrialRecord",
     "TuneResult",
+    "check_storage",
     "expected_cost_at_best_threshold",
     "suggest_hyperparameters",
     "threshold_pair_cost",
@@ -71,8 +80,9 @@ def suggest_hyperparameters(trial: optuna.Trial) -> dict[str, Any]:
         "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
         "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 100.0, log=True),
     }
-    if params["bagging_fraction"] < 1.0:
-        params["bagging_freq"] = 1  # LightGBM ignores the fraction unless bagging is on
+    # Only searched names: the trial's params are then the whole record of its choice, and
+    # ``train.hyperparameters_from`` derives the rest (bagging_freq among them) for the
+    # trial and for a model trained with the result alike.
     return params
 
 
@@ -164,8 +174,11 @@ class TuneResult:
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
-        """The best trial's hyperparameters merged into the fixed ones, ready for fit_booster."""
-        return {**HYPERPARAMETERS, **self.best_params}
+        """The best trial's hyperparameters merged into the fixed ones, ready for fit_booster:
+        what that trial trained with (``train.hyperparameters_from``)."""
+        if not self.best_params:
+            raise InputError(f"study {self.study_name!r}: no trial has finished yet")
+        return hyperparameters_from(self.best_params)
 
     def trials_frame(self) -> pd.DataFrame:
         """The trials as a table: number, state, value, seconds, then one column per param."""
@@ -266,6 +279,16 @@ def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
     )
 
 
+def check_storage(storage_path: Path) -> None:
+    """Refuse a study storage that is not a SQLite file (or a place to create one)."""
+    check_sqlite_file(storage_path, "--storage")
+    for parent in storage_path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"--storage {storage_path}: {parent} is not a directory")
+            break
+
+
 def _open_study(
     storage_path: Path,
     study_name: str,
@@ -273,15 +296,19 @@ def _open_study(
     seed: int,
     identity: dict[str, Any],
 ) -> tuple[optuna.Study, str]:
+    check_storage(storage_path)
     storage_path.parent.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{storage_path.resolve()}"
-    study = optuna.create_study(
-        storage=url,
-        study_name=study_name,
-        direction=OBJECTIVES[objective],
-        load_if_exists=True,
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS),
-    )
+    try:
+        study = optuna.create_study(
+            storage=url,
+            study_name=study_name,
+            direction=OBJECTIVES[objective],
+            load_if_exists=True,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS),
+        )
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        raise StoreError(f"study storage {storage_path}: {one_line(exc)}") from exc
     if not study.user_attrs:
         for key, value in identity.items():
             study.set_user_attr(key, value)
@@ -417,7 +444,7 @@ def _run_trial(
     fold_metrics: list[dict[str, float]] = []
     state = optuna.trial.TrialState.COMPLETE
     try:
-        hyperparameters = {**fixed, **space(trial)}
+        hyperparameters = hyperparameters_from(space(trial), fixed)
         for step, data in enumerate(prepared):
             if timer() >= deadline:
                 trial.set_user_attr("stopped", "time_budget")

@@ -10,10 +10,11 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from fraudops.errors import ModelError, ModelNotFoundError
+from fraudops.errors import InputError, ModelError, ModelNotFoundError
 from fraudops.learn import artifact
 from fraudops.learn.artifact import (
     ManifestMetrics,
+    check_model_destination,
     load_model_dir,
     new_manifest,
     save_model_dir,
@@ -162,3 +163,37 @@ def test_format_2_missing_file_is_refused(tmp_path: Path, booster: lgb.Booster) 
     (tmp_path / "m" / "members" / "lightgbm" / "member.json").unlink()
     with pytest.raises(ModelError, match=r"member\.json: listed in the manifest but missing"):
         load_model_dir(tmp_path / "m", definition_hash=HASH)
+
+
+def test_a_directory_that_is_not_a_model_is_never_replaced(
+    tmp_path: Path, booster: lgb.Booster
+) -> None:
+    """Saving over a non-empty directory without a manifest is refused and deletes nothing."""
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="holds no fraudops model"):
+        _save_ensemble(precious, booster)
+    assert ["keep.txt"] == [p.name for p in precious.iterdir()]
+
+
+def test_an_earlier_model_or_an_empty_directory_is_replaced(
+    tmp_path: Path, booster: lgb.Booster
+) -> None:
+    """A model directory is overwritten by the next model, and an empty one is filled."""
+    (tmp_path / "empty").mkdir()
+    _save_ensemble(tmp_path / "model", booster)
+    _save_ensemble(tmp_path / "model", booster)
+    _save_ensemble(tmp_path / "empty", booster)
+    assert [True, True] == [
+        (tmp_path / name / "manifest.json").is_file() for name in ("model", "empty")
+    ]
+
+
+@pytest.mark.parametrize("out", [".", "sub/model", ".."])
+def test_a_model_may_not_be_written_into_or_around_the_lake(tmp_path: Path, out: str) -> None:
+    """The lake itself, a directory inside it and one holding it are refused as --out."""
+    lake = tmp_path / "data" / "lake"
+    lake.mkdir(parents=True)
+    with pytest.raises(InputError, match="cannot be written into the lake"):
+        check_model_destination(lake / out, lake=lake)

@@ -171,8 +171,8 @@ def test_chosen_member_is_marked_and_a_useless_ensemble_is_called_out(full_repor
     chosen = re.findall(r'<tr class="chosen"><td class="text">([^<]*)<', full_report)
     assert ["lightgbm"] == chosen
     assert (
-        "The ensemble mean of both does not beat the best single member on validation"
-        " average precision (0.7190 vs 0.7270)."
+        "The ensemble mean of both does not beat the best single member on average"
+        " precision (0.7190 vs 0.7270)."
     ) in full_report
     assert "-0.0080" in full_report
 
@@ -312,3 +312,47 @@ def test_chosen_member_must_be_among_the_members() -> None:
     """Naming a chosen candidate that was not compared is an input error."""
     with pytest.raises(InputError, match="chosen member 'xgb' is not among"):
         minimal_data(members=[MemberScore("lightgbm", 0.7, 0.3, 0.9)], chosen_member="xgb")
+
+
+def test_the_banner_speaks_of_every_ensemble_in_the_table(tmp_path: Path) -> None:
+    """An ensemble that beats the best member is said to, beside one that does not."""
+    members = [
+        MemberScore("lightgbm", 0.7272, 0.31, 0.88),
+        MemberScore("stacking", 0.7290, 0.31, 0.88, ensemble=True),
+        MemberScore("rank average", 0.7019, 0.30, 0.88, ensemble=True),
+    ]
+    data = full_data(members=members)
+    html = render_training_report(data, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert [
+        "The ensemble stacking beats the best single member on average precision by +0.0018"
+        " (0.7290 vs 0.7272), yet it is not the one chosen.",
+        "The ensemble rank average does not beat the best single member on average precision"
+        " (0.7019 vs 0.7272).",
+    ] == re.findall(r'<p class="(?:note|warning)">(The ensemble [^<]*)</p>', html)
+
+
+def test_brier_scores_say_which_weeks_they_come_from(tmp_path: Path) -> None:
+    """The card and the calibration table name the week measured; the fold means stand beside."""
+    calibration = replace(
+        full_data().calibration,  # type: ignore[type-var]
+        measured_on="fold 0's training week 2018-08-15…2018-08-21",
+        mean_brier_raw=0.005,
+        mean_brier_calibrated=0.004,
+        folds=4,
+    )
+    html = render_training_report(full_data(calibration=calibration), tmp_path / "r.html")
+    text = html.read_text(encoding="utf-8")
+    assert (True, True, True) == (
+        "before calibration; fold 0&#39;s training week 2018-08-15…2018-08-21 only" in text,
+        "<th>mean over 4 folds</th>" in text,
+        "<td>0.00500</td>" in text,
+    )
+
+
+def test_the_cost_axis_is_cut_near_the_least_cost(tmp_path: Path) -> None:
+    """Absurd thresholds' huge costs do not flatten the curve: the axis is cut, and says so."""
+    grid = np.geomspace(0.001, 0.9, 30)
+    curve = [CostCurvePoint(float(t), 5000 + 1e7 * max(0.0, 0.05 - t), 30 / t) for t in grid]
+    threshold = replace(full_data().threshold, cost_curve=curve)  # type: ignore[type-var]
+    html = render_training_report(full_data(threshold=threshold), tmp_path / "r.html")
+    assert "cost axis cut at 3× the least cost" in html.read_text(encoding="utf-8")

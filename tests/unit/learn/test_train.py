@@ -9,10 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudops.errors import NotEnoughDataError
+from fraudops.errors import InputError, NotEnoughDataError
 from fraudops.learn.protocol import prequential_folds
 from fraudops.learn.report import Report
-from fraudops.learn.train import constant_features, cross_validate, fit_booster
+from fraudops.learn.train import (
+    constant_features,
+    cross_validate,
+    fit_booster,
+    hyperparameters_from,
+)
 from tests.unit.learn.conftest import FEATURES
 
 FOLDS = prequential_folds(date(2018, 1, 22), train_days=7, delay_days=7, test_days=7, n_folds=2)
@@ -118,3 +123,30 @@ def test_constant_feature_is_reported(feature_table: pd.DataFrame) -> None:
     warnings = constant_features(frame, FEATURES)
     expected = (1, True)
     assert expected == (len(warnings), warnings[0].startswith("feature noise is constant (0.0)"))
+
+
+def test_a_bagging_fraction_switches_bagging_on() -> None:
+    """Below 1 the fraction gets bagging_freq 1 (LightGBM ignores it otherwise), unless given."""
+    assert (1, 3, None) == (
+        hyperparameters_from({"bagging_fraction": 0.8}).get("bagging_freq"),
+        hyperparameters_from({"bagging_fraction": 0.8, "bagging_freq": 3}).get("bagging_freq"),
+        hyperparameters_from({"bagging_fraction": 1.0}).get("bagging_freq"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"learning_rat": 0.1}, "learning_rat: unknown hyperparameter"),
+        ({"num_leaves": "many"}, "num_leaves: "),
+        ({"num_boost_round": -5}, "num_boost_round: "),
+        ({"bagging_fraction": 1.5}, "bagging_fraction: "),
+        ({"num_leaves": True}, "num_leaves: "),
+    ],
+)
+def test_unknown_or_bad_hyperparameters_are_refused_by_name(
+    params: dict[str, object], named: str
+) -> None:
+    """A misspelt name or an unusable value is an InputError naming the key, not ignored."""
+    with pytest.raises(InputError, match=named):
+        hyperparameters_from(params)

@@ -3,6 +3,7 @@ the record of every trial as an MLflow run."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 
 from fraudops.errors import InputError
+from fraudops.learn.pipeline import DEFAULT_PIPELINE, read_hyperparameters, with_hyperparameters
 from fraudops.learn.protocol import Fold, prequential_folds
 from fraudops.learn.tracking import MlflowTracker, TrialRecord
 from fraudops.learn.tune import (
@@ -337,3 +339,74 @@ def test_unusable_settings_are_refused(
     """Each unusable setting fails before any trial, naming what was wrong."""
     with pytest.raises(InputError, match=message):
         run(feature_table, tmp_path / "study.db", **options)
+
+
+def bagging_space(trial: optuna.Trial) -> dict[str, Any]:
+    """The small space with a bagging fraction below 1, as the default space can propose."""
+    return {
+        **small_space(trial),
+        "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 0.9),
+    }
+
+
+def test_a_tuned_result_trains_what_its_trial_trained(
+    feature_table: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hyperparameters a trial fitted with are exactly those `train --hyperparameters`
+    gives the LightGBM member from the result's best_params: bagging_freq included."""
+    from fraudops.learn.members import LightGBMLearner
+    from fraudops.learn.train import fit_booster
+
+    seen: list[dict[str, Any]] = []
+
+    def recording_fit(features: Any, labels: Any, hyperparameters: Mapping[str, Any]) -> Any:
+        seen.append(dict(hyperparameters))
+        return fit_booster(features, labels, hyperparameters)
+
+    monkeypatch.setattr("fraudops.learn.tune.fit_booster", recording_fit)
+    result = run(feature_table, tmp_path / "study.db", n_trials=1, space=bagging_space)
+    trained = with_hyperparameters(DEFAULT_PIPELINE, result.best_params).learners[0]
+    assert isinstance(trained, LightGBMLearner)
+    assert (seen[0], 1) == (trained.hyperparameters, trained.hyperparameters["bagging_freq"])
+
+
+def test_an_empty_result_has_no_hyperparameters(tmp_path: Path) -> None:
+    """A result without a finished trial refuses to give hyperparameters, not the defaults."""
+    result = TuneResult(
+        "s", "sqlite://", "average_precision", "maximize", {}, None, [], 0, "time_budget", 1.0
+    )
+    with pytest.raises(InputError, match="no trial has finished"):
+        _ = result.hyperparameters
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        ({"best_params": {}}, "no tuning trial finished"),
+        ({"learning_rat": 0.1}, "learning_rat"),
+        ({"num_boost_round": -5}, "num_boost_round"),
+        ({}, "no hyperparameters given"),
+    ],
+)
+def test_a_hyperparameter_file_is_checked_when_read(
+    tmp_path: Path, document: dict[str, Any], named: str
+) -> None:
+    """An empty tuning result, a typo or a bad value in the file is refused at once."""
+    path = tmp_path / "tuned.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(InputError, match=named):
+        read_hyperparameters(path)
+
+
+@pytest.mark.parametrize("kind", ["directory", "not a database"])
+def test_a_storage_that_is_no_sqlite_file_is_refused(
+    feature_table: pd.DataFrame, tmp_path: Path, kind: str
+) -> None:
+    """A directory or a file of another kind as the study's storage is an InputError."""
+    storage = tmp_path / "storage"
+    if kind == "directory":
+        storage.mkdir()
+    else:
+        storage.write_text("{}")
+    with pytest.raises(InputError, match="--storage"):
+        run(feature_table, storage, n_trials=1)

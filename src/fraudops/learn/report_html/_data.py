@@ -110,6 +110,12 @@ class Calibration:
     brier_raw: float
     brier_calibrated: float
     method: str = ""
+    measured_on: str = ""
+    """Which scores the curves and the two Brier scores come from, e.g. one fold's week."""
+    mean_brier_raw: float | None = None
+    mean_brier_calibrated: float | None = None
+    """The Brier scores' means over every fold (what the JSON report states), when known."""
+    folds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import matplotlib as mpl
 import numpy as np
+import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -257,6 +258,20 @@ def reliability(calibration: Calibration) -> str:
         return _svg(figure)
 
 
+COST_AXIS_MULTIPLE = 3.0
+"""The cost curve's axis ends at this multiple of the least cost, when costs go higher."""
+
+
+def _cost_ceiling(costs: npt.NDArray[np.float64]) -> float | None:
+    """Where to cut the cost axis, or None when the whole curve fits near its minimum."""
+    finite = costs[np.isfinite(costs)]
+    if not finite.size:
+        return None
+    least = float(finite.min())
+    ceiling = COST_AXIS_MULTIPLE * least
+    return ceiling if least > 0 and float(finite.max()) > ceiling else None
+
+
 def cost_curve(threshold: Thresholds) -> str:
     """Expected cost and daily reviews against the review threshold, with the choice marked."""
     with _style("cost"):
@@ -268,7 +283,23 @@ def cost_curve(threshold: Thresholds) -> str:
         load_ax.grid(False)
         load_ax.spines["right"].set_visible(True)
         unit = f" ({_plain(threshold.cost_unit)})" if threshold.cost_unit else ""
-        cost_ax.plot(x, [p.expected_cost for p in points], color=PALETTE[0], label="expected cost")
+        costs = np.array([p.expected_cost for p in points])
+        cost_ax.plot(x, costs, color=PALETTE[0], label="expected cost")
+        ceiling = _cost_ceiling(costs)
+        if ceiling is not None:
+            # Absurd thresholds (review everything) cost orders of magnitude more than the
+            # choice; on their scale the minimum, the point of the plot, is a flat line.
+            cost_ax.set_ylim(0, ceiling)
+            cost_ax.text(
+                0.01,
+                0.98,
+                f"cost axis cut at {COST_AXIS_MULTIPLE:g}× the least cost",
+                transform=cost_ax.transAxes,
+                ha="left",
+                va="top",
+                fontsize="small",
+                color=PALETTE[0],
+            )
         load_ax.plot(
             x, [p.reviews_per_day for p in points], color=PALETTE[2], label="reviews per day"
         )

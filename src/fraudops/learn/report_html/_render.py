@@ -15,6 +15,7 @@ import jinja2
 import numpy as np
 from markupsafe import Markup
 
+from fraudops.errors import InputError
 from fraudops.learn.metrics import METRIC_KEYS
 from fraudops.learn.report_html._data import TrainingReportData
 from fraudops.learn.report_html._recall import scenario_catches
@@ -70,9 +71,15 @@ class _Member:
     best: frozenset[str]
 
 
-def _members(data: TrainingReportData) -> tuple[list[_Member], list[str]]:
-    """The comparison rows, each metric's best marked, and a note per ensemble that does
-    not beat the best single member on average precision."""
+@dataclass(frozen=True, slots=True)
+class _Note:
+    kind: str  # the paragraph's class: "warning" or "note"
+    text: str
+
+
+def _members(data: TrainingReportData) -> tuple[list[_Member], list[_Note]]:
+    """The comparison rows, each metric's best marked, and a note per ensemble saying
+    whether it beats the best single member on average precision."""
     members = list(data.members)
     singles = [m.average_precision for m in members if not m.ensemble]
     best_single = max(singles) if singles else None
@@ -81,7 +88,7 @@ def _members(data: TrainingReportData) -> tuple[list[_Member], list[str]]:
         for key in ("average_precision", "card_precision_at_100", "roc_auc")
     }
     rows = []
-    notes = []
+    notes: list[_Note] = []
     for m in members:
         delta = None if best_single is None else m.average_precision - best_single
         rows.append(
@@ -96,10 +103,22 @@ def _members(data: TrainingReportData) -> tuple[list[_Member], list[str]]:
                 best=frozenset(k for k, v in leaders.items() if getattr(m, k) == v),
             )
         )
-        if m.ensemble and delta is not None and delta <= 0:
+        if m.ensemble and delta is not None:
+            # One line per ensemble, for each that beats the best member as for each that
+            # does not: a banner naming only the losers would contradict the table below.
+            chosen = "" if m.name == data.chosen_member else ", yet it is not the one chosen"
             notes.append(
-                f"The ensemble {m.name} does not beat the best single member on validation"
-                f" average precision ({m.average_precision:.4f} vs {best_single:.4f})."
+                _Note(
+                    "warning",
+                    f"The ensemble {m.name} does not beat the best single member on average"
+                    f" precision ({m.average_precision:.4f} vs {best_single:.4f}).",
+                )
+                if delta <= 0
+                else _Note(
+                    "note",
+                    f"The ensemble {m.name} beats the best single member on average precision"
+                    f" by {delta:+.4f} ({m.average_precision:.4f} vs {best_single:.4f}){chosen}.",
+                )
             )
     return rows, notes
 
@@ -169,8 +188,15 @@ def render_training_report(data: TrainingReportData, path: Path | str) -> Path:
     written beside ``path`` and moved into place.
     """
     target = Path(path)
+    if target.is_dir():
+        raise InputError(f"{target}: is a directory; give the path of the report file")
     html = _environment().get_template(TEMPLATE).render(_context(data))
+    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    partial.write_text(html, encoding="utf-8")
-    os.replace(partial, target)
+    try:
+        partial.write_text(html, encoding="utf-8")
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return target
