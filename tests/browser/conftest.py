@@ -101,7 +101,7 @@ def _ui_app(folder: Path, desk: ReviewDesk, decisions: SqlDecisionStore) -> Fast
 
     async def store(label: Label) -> str:
         await asyncio.to_thread(decisions.write, [], [label])
-        return "Label stored for training."
+        return "stored for training"
 
     def build(app: FastAPI) -> ReviewUi:
         history = SqlDecisionReader(log_url)

@@ -73,7 +73,7 @@ def test_a_payment_the_cardholder_disowns_is_labelled_with_the_verdict(
     page.keyboard.press("l")
 
     expect(page).to_have_url(f"{site.url}/ui/queue")
-    expect(page.locator("#flash")).to_contain_text("1 earlier payment(s) on the card disowned")
+    expect(page.locator("#flash")).to_contain_text("1 earlier payment on the card disowned")
     assert ([(False, "analyst")], [(True, "analyst")]) == (
         site.labels("tx-0003"),
         site.labels("tx-0001"),

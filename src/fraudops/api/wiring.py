@@ -347,9 +347,9 @@ def _registry_model(
     """The registry a follower reads, and the version and model directory ``alias`` names
     now (None, with a note, when the registry cannot say: the follower seats it once it
     can)."""
-    from fraudops.learn.registry import open_registry
+    from fraudops.learn.registry import open_registry, registry_dir
 
-    registry = open_registry(settings.service.registry_dir or settings.data_dir / "registry")
+    registry = open_registry(registry_dir(settings))
     try:
         found = registry.get(alias)
         return registry, found.version, registry.load_dir(found.version)

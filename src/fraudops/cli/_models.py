@@ -194,6 +194,15 @@ Actor = Annotated[
     typer.Option(help="Who approves: an active lead or admin of the review desk (cli:<name>)."),
 ]
 Reason = Annotated[str, typer.Option(help="Why, for the audit trail and the alias history.")]
+ExpectVersion = Annotated[
+    int | None,
+    typer.Option(
+        "--expect-version",
+        min=1,
+        help="Move the champion only to this version (the challenger you compared, or the"
+        " version the rollback would restore); if the registry says another, nothing moves.",
+    ),
+]
 PasswordStdin = Annotated[
     bool,
     typer.Option(
@@ -291,6 +300,7 @@ def promote(
     review_url: ReviewUrl = None,
     registry: RegistryDir = None,
     registry_uri: RegistryUri = None,
+    expect_version: ExpectVersion = None,
     password_stdin: PasswordStdin = False,
     json_output: JsonOutput = False,
 ) -> None:
@@ -307,6 +317,7 @@ def promote(
         actor=actor,
         reason=reason,
         password=_actor_password(actor, password_stdin),
+        to=expect_version,
     )
     _print_change(change, json_output)
 
@@ -319,6 +330,7 @@ def rollback(
     review_url: ReviewUrl = None,
     registry: RegistryDir = None,
     registry_uri: RegistryUri = None,
+    expect_version: ExpectVersion = None,
     password_stdin: PasswordStdin = False,
     json_output: JsonOutput = False,
 ) -> None:
@@ -333,6 +345,7 @@ def rollback(
         actor=actor,
         reason=reason,
         password=_actor_password(actor, password_stdin),
+        to=expect_version,
     )
     _print_change(change, json_output)
 
@@ -355,10 +368,11 @@ def _audited(
     actor: str,
     reason: str,
     password: str,
+    to: int | None = None,
 ) -> AliasChange:
     """Move the champion as ``actor`` (an active lead or admin of the review desk, proven by
-    their password) and record it in the audit trail; the move is undone if the trail
-    cannot record it.
+    their password), to version ``to`` only when given, and record it in the audit trail;
+    the move is undone if the trail cannot record it.
 
     The review database is read first (who ``actor`` is), so an unreachable trail, a wrong
     password or a user who may not approve refuses the move before the registry is touched.
@@ -400,7 +414,7 @@ def _audited(
             )
 
         try:
-            return move_champion(source, action, actor=who, reason=reason, record=record)
+            return move_champion(source, action, actor=who, reason=reason, record=record, to=to)
         finally:
             source.close()
     finally:

@@ -10,14 +10,21 @@ it or why; that history is an audit record and the basis of a one-step rollback,
 kept in a table of its own (``fraudops_alias_history``) in the same database: appended in
 order, never edited, one backup with the versions it names, and readable with plain SQL.
 MLflow tags would do neither well: they are mutable key/value pairs with no order.
+
+A move can name where the aliases must point for it to go ahead (what the person deciding
+saw), and is refused with :class:`AliasMovedError` if they point elsewhere by then. Moves
+take a lock of the registry's database in turn, from reading the aliases to recording the
+move, so two people deciding on the same view cannot both move the champion.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -36,15 +43,19 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
 
+    from fraudops.settings import Settings
+
 __all__ = [
     "ALIASES",
     "AliasChange",
+    "AliasMovedError",
     "Lineage",
     "MlflowRegistry",
     "ModelVersion",
     "Registry",
     "lineage_from_model_dir",
     "open_registry",
+    "registry_dir",
 ]
 
 Alias = Literal["champion", "challenger"]
@@ -52,6 +63,14 @@ ALIASES: tuple[Alias, ...] = ("champion", "challenger")
 """The aliases a version can hold: what the service decides with, and what shadows it."""
 
 _TAG = "fraudops."
+
+
+class AliasMovedError(InputError):
+    """An alias no longer points where the caller saw it point, so the move they decided on
+    is refused and nothing moves: they decide again on what is there now."""
+
+    http_status = 409
+    reason = "alias_moved"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +180,29 @@ class Registry(Protocol):
 
     def versions(self) -> list[ModelVersion]: ...
 
-    def set_alias(self, alias: str, version: int, *, actor: str, reason: str) -> AliasChange: ...
+    def set_alias(
+        self,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        expect: Mapping[str, int | None] | None = None,
+    ) -> AliasChange: ...
 
     def history(self, alias: str | None = None) -> list[AliasChange]: ...
 
     def previous(self, alias: str) -> ModelVersion | None: ...
 
-    def rollback(self, alias: str, *, actor: str, reason: str) -> AliasChange: ...
+    def rollback(
+        self,
+        alias: str,
+        *,
+        actor: str,
+        reason: str,
+        to: int | None = None,
+        expect: Mapping[str, int | None] | None = None,
+    ) -> AliasChange: ...
 
     def load_dir(self, alias_or_version: str | int) -> Path: ...
 
@@ -186,6 +221,13 @@ _history = sa.Table(
     sa.Column("action", sa.String(16), nullable=False),
     sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+def registry_dir(settings: Settings) -> Path:
+    """The registry directory the settings name: ``service.registry_dir`` (what ``fraudops
+    serve --registry`` sets), else ``<data_dir>/registry``. The service follows its aliases
+    there, and the review UI's models page reads and moves them there."""
+    return settings.service.registry_dir or settings.data_dir / "registry"
 
 
 def open_registry(root: Path, *, uri: str | None = None, name: str = "fraudops") -> MlflowRegistry:
@@ -401,15 +443,169 @@ class MlflowRegistry:
         actor: str,
         reason: str,
         action: Literal["set", "rollback"] = "set",
+        expect: Mapping[str, int | None] | None = None,
     ) -> AliasChange:
-        """Point ``alias`` at ``version`` and record who moved it, from where, and why."""
+        """Point ``alias`` at ``version`` and record who moved it, from where, and why.
+
+        ``expect`` is where aliases pointed when the caller decided (``{"champion": 2,
+        "challenger": 3}``; None for "at nothing"): if one points elsewhere now, the move is
+        refused with AliasMovedError and nothing moves.
+        """
+        self._check_move(alias, actor, reason, expect)
+        with self._moving() as connection:
+            aliases = self._expected(expect)
+            return self._point(
+                connection, alias, version, aliases.get(alias), actor, reason, action
+            )
+
+    def history(self, alias: str | None = None) -> list[AliasChange]:
+        """Every alias move, oldest first; only ``alias``'s when given."""
+        if alias is not None:
+            self._check_alias(alias)
+        query = sa.select(_history).where(_history.c.model_name == self.name)
+        if alias is not None:
+            query = query.where(_history.c.alias == alias)
+        try:
+            with self._engine.connect() as connection:
+                rows = connection.execute(query.order_by(_history.c.id)).mappings().all()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"registry {self.tracking_uri}: cannot read history: {exc}") from exc
+        return [_change(row) for row in rows]
+
+    def previous(self, alias: str) -> ModelVersion | None:
+        """The version ``alias`` pointed at before its latest move; None if it never moved."""
         self._check_alias(alias)
+        try:
+            with self._engine.connect() as connection:
+                latest = self._latest(connection, alias)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"registry {self.tracking_uri}: cannot read history: {exc}") from exc
+        before = self._before(alias, self._aliases().get(alias), latest)
+        return None if before is None else self.get(before)
+
+    def rollback(
+        self,
+        alias: str,
+        *,
+        actor: str,
+        reason: str,
+        to: int | None = None,
+        expect: Mapping[str, int | None] | None = None,
+    ) -> AliasChange:
+        """Point ``alias`` back at the version it held before its latest move.
+
+        ``to`` is the version the caller means to restore, and ``expect`` as for
+        :meth:`set_alias`: if the history now leads elsewhere, or an alias has moved, the
+        rollback is refused with AliasMovedError and nothing moves.
+        """
+        self._check_move(alias, actor, reason, expect)
+        with self._moving() as connection:
+            aliases = self._expected(expect)
+            current = aliases.get(alias)
+            before = self._before(alias, current, self._latest(connection, alias))
+            if before is None:
+                raise InputError(f"{alias} has no earlier version to roll back to")
+            if to is not None and before != to:
+                raise AliasMovedError(
+                    f"rolling the {alias} back would restore version {before} now, not version"
+                    f" {to}: moved since, so nothing was moved"
+                )
+            return self._point(connection, alias, before, current, actor, reason, "rollback")
+
+    # --- moving an alias -----------------------------------------------------------------
+
+    @contextmanager
+    def _moving(self) -> Iterator[sa.Connection]:
+        """A connection to the history table holding the registry's lock on alias moves
+        until it commits or closes.
+
+        A move takes it before it reads where the aliases point and keeps it until its
+        history entry is committed, so the moves on one registry database happen one after
+        another, each seeing the last. On PostgreSQL it is a lock of the history table
+        (``SHARE ROW EXCLUSIVE``: it keeps out other movers, not readers). SQLite has one
+        writer at a time, and MLflow writes the alias through a connection of its own, so
+        there the lock is a file's beside the database (``<database>.moves.lock``), which
+        every process on that host shares. Other databases get no lock: there, two moves at
+        once can both pass their checks.
+        """
+        try:
+            with self._engine.connect() as connection:
+                database = connection.engine.url.database
+                if connection.dialect.name == "postgresql":
+                    table = connection.dialect.identifier_preparer.format_table(_history)
+                    connection.execute(sa.text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+                    yield connection
+                elif connection.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
+                    with _file_lock(Path(f"{database}.moves.lock")):
+                        yield connection
+                else:
+                    yield connection
+        except SQLAlchemyError as exc:
+            raise StoreError(f"registry {self.tracking_uri}: cannot move an alias: {exc}") from exc
+
+    def _check_move(
+        self, alias: str, actor: str, reason: str, expect: Mapping[str, int | None] | None
+    ) -> None:
+        self._check_alias(alias)
+        for name in expect or {}:
+            self._check_alias(name)
         if not actor.strip():
             raise InputError("moving an alias needs an actor: who is moving it")
         if not reason.strip():
             raise InputError("moving an alias needs a reason")
+
+    def _expected(self, expect: Mapping[str, int | None] | None) -> dict[str, int]:
+        """Where the aliases point now; AliasMovedError if one is not where ``expect`` says."""
+        aliases = self._aliases()
+        moved = [
+            f"the {name} is {_pointing_at(aliases.get(name))} now, not {_pointing_at(seen)}"
+            for name, seen in (expect or {}).items()
+            if aliases.get(name) != seen
+        ]
+        if moved:
+            raise AliasMovedError(f"{'; '.join(moved)}: moved since, so nothing was moved")
+        return aliases
+
+    def _latest(self, connection: sa.Connection, alias: str) -> AliasChange | None:
+        """The latest recorded move of ``alias``."""
+        row = (
+            connection.execute(
+                sa.select(_history)
+                .where(_history.c.model_name == self.name, _history.c.alias == alias)
+                .order_by(_history.c.id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else _change(row)
+
+    def _before(self, alias: str, current: int | None, latest: AliasChange | None) -> int | None:
+        """The version ``alias`` held before its latest move (None: it never moved, or came
+        from nothing); StoreError if it points elsewhere than its history says."""
+        if latest is None:
+            return None
+        if current != latest.version:
+            raise StoreError(
+                f"{alias} points at version {current} but its history ends at version"
+                f" {latest.version}: it was moved outside the registry; set it again here"
+            )
+        return latest.previous_version
+
+    def _point(
+        self,
+        connection: sa.Connection,
+        alias: str,
+        version: int,
+        current: int | None,
+        actor: str,
+        reason: str,
+        action: Literal["set", "rollback"],
+    ) -> AliasChange:
+        """Point ``alias`` (at ``current`` now) at ``version`` and commit its history entry
+        on ``connection``, which holds the move lock; the alias is put back if the entry
+        cannot be recorded."""
         target = self.get(version)
-        current = self._aliases().get(alias)
         if current == target.version:
             raise InputError(f"{alias} already points at version {target.version}")
         client = self._client
@@ -424,8 +620,8 @@ class MlflowRegistry:
             changed_at=self._clock.now(),
         )
         try:
-            with self._engine.begin() as connection:
-                connection.execute(_history.insert().values(model_name=self.name, **asdict(change)))
+            connection.execute(_history.insert().values(model_name=self.name, **asdict(change)))
+            connection.commit()
         except SQLAlchemyError as exc:
             # An alias move the history does not know of is an unaudited one: undo it.
             if current is None:
@@ -437,52 +633,6 @@ class MlflowRegistry:
                 f" {target.version}, so it was not moved: {exc}"
             ) from exc
         return change
-
-    def history(self, alias: str | None = None) -> list[AliasChange]:
-        """Every alias move, oldest first; only ``alias``'s when given."""
-        if alias is not None:
-            self._check_alias(alias)
-        query = sa.select(_history).where(_history.c.model_name == self.name)
-        if alias is not None:
-            query = query.where(_history.c.alias == alias)
-        try:
-            with self._engine.connect() as connection:
-                rows = connection.execute(query.order_by(_history.c.id)).mappings().all()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"registry {self.tracking_uri}: cannot read history: {exc}") from exc
-        return [
-            AliasChange(
-                alias=row["alias"],
-                version=row["version"],
-                previous_version=row["previous_version"],
-                actor=row["actor"],
-                reason=row["reason"],
-                action=row["action"],
-                changed_at=as_utc(row["changed_at"]),
-            )
-            for row in rows
-        ]
-
-    def previous(self, alias: str) -> ModelVersion | None:
-        """The version ``alias`` pointed at before its latest move; None if it never moved."""
-        changes = self.history(alias)
-        if not changes:
-            return None
-        latest = changes[-1]
-        current = self._aliases().get(alias)
-        if current != latest.version:
-            raise StoreError(
-                f"{alias} points at version {current} but its history ends at version"
-                f" {latest.version}: it was moved outside the registry; set it again here"
-            )
-        return None if latest.previous_version is None else self.get(latest.previous_version)
-
-    def rollback(self, alias: str, *, actor: str, reason: str) -> AliasChange:
-        """Point ``alias`` back at the version it held before its latest move."""
-        before = self.previous(alias)
-        if before is None:
-            raise InputError(f"{alias} has no earlier version to roll back to")
-        return self.set_alias(alias, before.version, actor=actor, reason=reason, action="rollback")
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -541,3 +691,32 @@ class MlflowRegistry:
         if self._version_number(alias_or_version) is None:
             return f"no version of {self.name} is {alias_or_version} yet ({self.tracking_uri})"
         return f"{self.name} has no version {alias_or_version} ({self.tracking_uri})"
+
+
+def _change(row: sa.RowMapping) -> AliasChange:
+    """A row of the history table as the move it records."""
+    return AliasChange(
+        alias=row["alias"],
+        version=row["version"],
+        previous_version=row["previous_version"],
+        actor=row["actor"],
+        reason=row["reason"],
+        action=row["action"],
+        changed_at=as_utc(row["changed_at"]),
+    )
+
+
+def _pointing_at(version: int | None) -> str:
+    return "unset" if version is None else f"version {version}"
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock of the file at ``path`` (created if missing): other processes,
+    and other threads of this one, wait for it."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -147,6 +147,10 @@ class QueueStats:
     oldest_decided_at: datetime | None
     opened_today: int
     """Review cases (not audit samples) decided since midnight UTC."""
+    open_cards: int = 0
+    """Cards with an open case: the groups of the open queue."""
+    escalated_cards: int = 0
+    """Cards with an escalated case: the groups of the leads' queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +164,14 @@ class IntakeCursor:
 
 @dataclass(frozen=True, slots=True)
 class CloseResult:
-    """What a verdict did to a case; ``first`` is False for a repeat of the same verdict."""
+    """What a verdict did to a case; ``first`` is False for a repeat of the same verdict.
+
+    ``closed`` names the payments disowned with the verdict whose own cases it closed.
+    """
 
     case: Case
     first: bool
+    closed: tuple[str, ...] = ()
 
 
 class CaseStore(Protocol):
@@ -230,6 +238,7 @@ class CaseStore(Protocol):
         now: datetime,
         *,
         may_resolve_escalated: bool,
+        disowned: Sequence[str] = (),
     ) -> CloseResult:
         """Record a fraud/legitimate verdict and close the case, or escalate it.
 
@@ -237,6 +246,13 @@ class CaseStore(Protocol):
         CaseNotFoundError, CaseClosedError (another verdict stands), LockedError (another
         user holds the lock) or PermissionDeniedError (an escalated case, without
         ``may_resolve_escalated``).
+
+        ``disowned`` (with a fraud or legitimate verdict only) are earlier payments on the
+        card that the cardholder, reached on this case, says were not theirs. With the
+        verdict, in one transaction, each is audited as a fraud verdict by ``user`` and its
+        own waiting case, if it has one, is closed as fraud, unless another user holds it.
+        A payment whose case is escalated refuses the whole verdict with
+        PermissionDeniedError unless ``may_resolve_escalated``: nothing is recorded.
         """
         ...
 

@@ -6,10 +6,16 @@ call the desk, render the answer. Errors are the tree's (each with its HTTP stat
 AuthError 401, PermissionDeniedError 403, CaseNotFoundError 404, CaseClosedError and
 LockedError 409, InputError 422, SignInLimitedError 429, StoreError 503.
 
-A verdict answers with the :class:`~fraudops.types.Label` it made; the caller applies it
-to the online state and stores it for training (``DecisionService.learn``). A repeat of a
-verdict answers the case as it stands and no label, so a double submission teaches the
-model once.
+A verdict answers with the :class:`~fraudops.types.Label` objects it made; the caller
+applies them to the online state and stores them for training (``DecisionService.learn``).
+A repeat of a verdict records nothing and answers the same labels again, each known when
+the verdict was first given: both stores keep a label once (the training store by
+transaction, source and time; the online state answers ``unchanged``), so a double
+submission teaches the model once, and a label that could not be applied the first time
+is applied by the repeat (or by :meth:`ReviewDesk.verdict_labels`).
+
+Payments the cardholder disowns go with the verdict, checked whole before anything is
+recorded and recorded in the verdict's transaction: see :meth:`ReviewDesk.submit_verdict`.
 """
 
 from __future__ import annotations
@@ -23,14 +29,7 @@ import structlog
 from argon2 import PasswordHasher
 
 from fraudops.clock import Clock
-from fraudops.errors import (
-    AuthError,
-    CaseClosedError,
-    CaseNotFoundError,
-    InputError,
-    LockedError,
-    PermissionDeniedError,
-)
+from fraudops.errors import AuthError, InputError
 from fraudops.review.audit import (
     SYSTEM_PREFIX,
     AuditAction,
@@ -66,24 +65,25 @@ _ALL_KINDS = (CaseKind.REVIEW, CaseKind.AUDIT_SAMPLE)
 
 @dataclass(frozen=True, slots=True)
 class VerdictResult:
-    """What a verdict did.
+    """What a verdict did; ``first`` is False for a repeat, which changed nothing.
 
-    ``label`` is the label to apply and store: set the first time a fraud or legitimate
-    verdict closes the case, None for an escalation and for a repeat (``first`` False).
+    ``labels`` are the labels of the verdict that stands, to apply and store: the case's
+    own, then a fraud label per payment disowned with it, all known when it was given.
+    None for an escalation. A repeat answers them again (applying one twice changes
+    nothing). ``disowned`` are the payments disowned with the standing verdict, and
+    ``closed_cases`` those of them whose own cases this submission closed.
     """
 
     case: Case
-    label: Label | None
     first: bool
+    labels: tuple[Label, ...] = ()
+    disowned: tuple[str, ...] = ()
+    closed_cases: tuple[str, ...] = ()
 
-
-@dataclass(frozen=True, slots=True)
-class Disowned:
-    """What a cardholder's disowning did: the fraud labels to apply and store, and the
-    payments whose own open cases it closed."""
-
-    labels: list[Label]
-    closed_cases: list[str]
+    @property
+    def label(self) -> Label | None:
+        """The case's own label; None for an escalation."""
+        return self.labels[0] if self.labels else None
 
 
 class ReviewDesk:
@@ -194,14 +194,32 @@ class ReviewDesk:
     # ------------------------------------------------------------------ verdicts
 
     def submit_verdict(
-        self, user: User, transaction_id: str, verdict: Verdict, note: str = ""
+        self,
+        user: User,
+        transaction_id: str,
+        verdict: Verdict,
+        note: str = "",
+        disowned: Sequence[str] = (),
     ) -> VerdictResult:
         """Confirm fraud, mark legitimate, or escalate (a note is then required).
 
-        Refused with CaseNotFoundError, CaseClosedError (another verdict stands),
-        LockedError (another analyst holds the case) or PermissionDeniedError (an
-        escalated case, for an analyst). The same verdict again is a repeat: the case as
-        it stands, no label.
+        ``disowned``: earlier payments on the card that the cardholder, reached while
+        ``user`` worked this case, says were not theirs (the caller checks that they are in
+        the card history the case page showed). Each becomes a fraud label and a fraud
+        verdict by ``user`` in the audit trail; a payment with a waiting case of its own has
+        that case closed as fraud by ``user``, unless another analyst holds it.
+
+        The whole submission is checked before anything is recorded, and the verdict and
+        its disowned payments are recorded in one transaction, so a refusal or a store
+        failure records none of it. Refused with InputError (a note too long or missing for
+        an escalation; ``disowned`` with an escalation, repeating a payment, naming the
+        case's own, or longer than MAX_DISOWNED), CaseNotFoundError, CaseClosedError
+        (another verdict stands), LockedError (another analyst holds the case) or
+        PermissionDeniedError: the case, or a disowned payment's own case, is escalated
+        and ``user`` does not resolve escalations (escalated cases wait for a lead).
+
+        The same verdict again is a repeat: nothing is recorded (not even new ``disowned``
+        payments), and the answer carries the standing verdict's labels again.
         """
         authorise(user, Permission.WORK_CASES)
         verdict = Verdict(verdict)
@@ -210,6 +228,7 @@ class ReviewDesk:
             raise InputError(f"a note may have at most {MAX_NOTE_LENGTH} characters")
         if verdict is Verdict.ESCALATE and not note:
             raise InputError("an escalation needs a note saying what the lead should look at")
+        ids = _checked_disowned(transaction_id, verdict, disowned)
         result = self.cases.record_verdict(
             transaction_id,
             verdict,
@@ -217,79 +236,44 @@ class ReviewDesk:
             note,
             self.clock.now(),
             may_resolve_escalated=allowed(user, Permission.RESOLVE_ESCALATIONS),
+            disowned=ids,
         )
         case = result.case
-        label = None
-        if result.first and verdict is not Verdict.ESCALATE and case.verdict_at is not None:
-            label = verdict_label(transaction_id, verdict, case.verdict_at)
+        standing = ids if result.first else self._disowned_with(case)
         _log.info(
             "review.verdict",
             transaction_id=transaction_id,
             verdict=verdict.value,
             user=user.username,
             first=result.first,
+            disowned=len(standing),
+            closed_cases=len(result.closed),
         )
-        return VerdictResult(case=case, label=label, first=result.first)
+        return VerdictResult(
+            case=case,
+            first=result.first,
+            labels=_labels(case, standing),
+            disowned=standing,
+            closed_cases=result.closed,
+        )
 
-    def disown(self, user: User, case_id: str, transaction_ids: Sequence[str]) -> Disowned:
-        """Record that the cardholder, reached while ``user`` worked case ``case_id``,
-        disowned these earlier payments on the card (the caller has checked that they are
-        on the case's card, in the history the case page showed).
-
-        Each comes back as a fraud label to apply and store. A payment with an open case of
-        its own has that case closed as fraud by ``user`` (audited with the case, as any
-        verdict); the rest are audited as fraud verdicts without a case. A case another
-        analyst holds, or already closed, is left as it is.
-
-        Only the analyst whose verdict closed case ``case_id`` may, once it is closed;
-        InputError for a repeated id, the case's own transaction, or more than MAX_DISOWNED.
-        """
+    def verdict_labels(self, user: User, transaction_id: str) -> tuple[Label, ...]:
+        """The labels of the verdict that closed the case (its own, then those of the
+        payments disowned with it), to apply again; empty while it has none."""
         authorise(user, Permission.WORK_CASES)
-        ids = list(transaction_ids)
-        if len(ids) > MAX_DISOWNED:
-            raise InputError(f"at most {MAX_DISOWNED} payments can be disowned at once")
-        if len(set(ids)) != len(ids):
-            raise InputError("a payment is disowned once: the list repeats one")
-        if case_id in ids:
-            raise InputError("the case's own payment takes the verdict, not a disowning")
-        case = self.cases.get(case_id)
-        if case.status is not CaseStatus.CLOSED or case.verdict_by != user.username:
-            raise InputError(
-                f"payments are disowned with the verdict that closes case {case_id}, by the"
-                " analyst who gave it"
-            )
-        now = self.clock.now()
-        reason = f"disowned by the cardholder of {case.card_id}, reached on case {case_id}"
-        labels, closed = [], []
-        for transaction_id in ids:
-            if self._close_as_fraud(user, transaction_id, reason, now):
-                closed.append(transaction_id)
-            else:
-                details = {"verdict": Verdict.FRAUD.value, "case": case_id, "card": case.card_id}
-                self.audit.record(
-                    AuditEntry(
-                        now, user.username, AuditAction.VERDICT, transaction_id, reason, details
-                    )
-                )
-            labels.append(verdict_label(transaction_id, Verdict.FRAUD, now))
-        _log.info("review.disowned", case=case_id, user=user.username, payments=len(ids))
-        return Disowned(labels, closed)
+        case = self.cases.get(transaction_id)
+        return _labels(case, self._disowned_with(case))
 
-    def _close_as_fraud(self, user: User, transaction_id: str, note: str, now: datetime) -> bool:
-        """Close the payment's own open case as fraud; False when it has none, another
-        analyst holds it, or it is already closed."""
-        try:
-            result = self.cases.record_verdict(
-                transaction_id,
-                Verdict.FRAUD,
-                user.username,
-                note,
-                now,
-                may_resolve_escalated=allowed(user, Permission.RESOLVE_ESCALATIONS),
-            )
-        except (CaseNotFoundError, CaseClosedError, LockedError, PermissionDeniedError):
-            return False
-        return result.first
+    def _disowned_with(self, case: Case) -> tuple[str, ...]:
+        """The payments disowned with the case's standing verdict, as its audit entry
+        recorded them."""
+        if case.verdict is None or case.verdict is Verdict.ESCALATE:
+            return ()
+        entries = self.audit.entries(subject=case.transaction_id, action=AuditAction.VERDICT)
+        for entry in entries:
+            if entry.at == case.verdict_at and entry.actor == case.verdict_by:
+                return tuple(str(tx) for tx in entry.details.get("disowned", ()))
+        return ()
 
     # ------------------------------------------------------------------ audit
 
@@ -405,6 +389,33 @@ class ReviewDesk:
         # An admin locking themselves out could leave no admin at all.
         if admin.username == username:
             raise InputError(f"an admin cannot {what}; ask another admin")
+
+
+def _checked_disowned(
+    transaction_id: str, verdict: Verdict, disowned: Sequence[str]
+) -> tuple[str, ...]:
+    """``disowned`` as a tuple; InputError unless it can go with this verdict."""
+    ids = tuple(disowned)
+    if not ids:
+        return ids
+    if verdict is Verdict.ESCALATE:
+        raise InputError("disown the card's payments with a verdict, not an escalation")
+    if len(ids) > MAX_DISOWNED:
+        raise InputError(f"at most {MAX_DISOWNED} payments can be disowned at once")
+    if len(set(ids)) != len(ids):
+        raise InputError("a payment is disowned once: the list repeats one")
+    if transaction_id in ids:
+        raise InputError("the case's own payment takes the verdict, not a disowning")
+    return ids
+
+
+def _labels(case: Case, disowned: Sequence[str]) -> tuple[Label, ...]:
+    """The labels a closing verdict made: the case's own, then a fraud label per payment
+    disowned with it, known at the same time; none for a case without one."""
+    own = case.label
+    if own is None:
+        return ()
+    return (own, *(verdict_label(tx, Verdict.FRAUD, own.known_at) for tx in disowned))
 
 
 _RECORDED_ELSEWHERE: Mapping[AuditAction, Permission] = {

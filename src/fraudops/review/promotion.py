@@ -5,11 +5,16 @@ registry's alias moves (kept in its alias history with the actor), then the audi
 records it; if the trail cannot, the move is undone, so no champion move stands
 unaudited. Who may pull these levers is the permission table's answer
 (:func:`approver`); the registry is only touched after that check.
+
+A move is made on what the person saw: the version they chose to move the champion to, and
+where the aliases pointed then. If the registry holds something else by the time it is
+made (another lead moved first, a stale tab, a double click, a new challenger), the
+registry refuses it with AliasMovedError (409): nothing moves and nothing is audited.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from fraudops.errors import AuthError, FraudopsError, InputError, PermissionDeniedError, StoreError
@@ -58,20 +63,28 @@ def move_champion(
     actor: str,
     reason: str,
     record: Recorder,
+    to: int | None = None,
+    expect: Mapping[str, int | None] | None = None,
 ) -> AliasChange:
     """Promote the challenger to champion, or roll the champion back one step, as ``actor``.
 
-    ``record`` writes the move to the audit trail; if it raises, the champion is moved
-    back (that move is in the alias history too) and a StoreError says so.
+    ``to`` is the version the person chose to move the champion to (the challenger, or
+    the version a rollback restores; None: whichever it is now), and ``expect`` where the
+    aliases pointed when they chose (``{"champion": 2}``): if the registry says otherwise
+    now, AliasMovedError (409) and nothing moves. ``record`` writes the move to the audit
+    trail; if it raises, the champion is moved back (that move is in the alias history
+    too) and a StoreError says so.
     """
     _permission(action)
     if not actor.strip() or not reason.strip():
         raise InputError(f"a {action.value} needs an actor and a reason")
+    seen = dict(expect or {})
     if action is AuditAction.PROMOTION:
-        challenger = registry.get("challenger")
-        change = registry.set_alias("champion", challenger.version, actor=actor, reason=reason)
+        target = registry.get("challenger").version if to is None else to
+        seen["challenger"] = target
+        change = registry.set_alias("champion", target, actor=actor, reason=reason, expect=seen)
     else:
-        change = registry.rollback("champion", actor=actor, reason=reason)
+        change = registry.rollback("champion", actor=actor, reason=reason, to=to, expect=seen)
     try:
         record(change)
     except FraudopsError as exc:
@@ -80,13 +93,20 @@ def move_champion(
                 f"the {action.value} to version {change.version} was made but not recorded"
                 f" in the audit trail, and there is no earlier champion to undo it to: {exc}"
             ) from exc
-        registry.set_alias(
-            "champion",
-            change.previous_version,
-            actor=actor,
-            reason=f"undone: the audit trail did not record the {action.value}: {exc}",
-            action="rollback",
-        )
+        try:
+            registry.set_alias(
+                "champion",
+                change.previous_version,
+                actor=actor,
+                reason=f"undone: the audit trail did not record the {action.value}: {exc}",
+                action="rollback",
+                expect={"champion": change.version},
+            )
+        except FraudopsError as undo:
+            raise StoreError(
+                f"the {action.value} to version {change.version} was made but not recorded"
+                f" in the audit trail, and could not be undone ({undo}): {exc}"
+            ) from exc
         raise StoreError(
             f"the {action.value} was not recorded in the audit trail, so it was undone: {exc}"
         ) from exc

@@ -1,9 +1,13 @@
 """Sign-in rate limiters: failed attempts per username and per client address.
 
-A sliding window per key: a key with ``max_failures`` failures within ``window`` is
-refused until the oldest of its last ``max_failures`` failures leaves the window. Both the
-username and the address are keys, so guessing one account's password from many addresses
-and trying many accounts from one address are both slowed.
+A sliding window per key: a key with its limit of failures within ``window`` is refused
+until the oldest of its last that-many failures leaves the window. Both the username and
+the address are keys, so guessing one account's password from many addresses and trying
+many accounts from one address are both slowed. They have limits of their own: a username
+``max_failures``, an address ``max_client_failures`` (by default
+:data:`ADDRESS_LIMIT_FACTOR` times more), because a whole office can sit behind one NAT
+address, and one analyst's typos must not lock out the colleagues beside them; an address
+spraying passwords across many usernames still reaches its limit.
 
 Two limiters keep the failures: :class:`SqlSignInLimiter` in the review database, so every
 replica of the service (and a restarted one) enforces one limit; the desk uses it.
@@ -44,17 +48,29 @@ class SignInLimiter(Protocol):
         ...
 
 
-def _check_limits(max_failures: int, window: timedelta) -> None:
-    if max_failures < 1 or window <= timedelta(0):
-        raise InputError("sign-in limiter needs max_failures ≥ 1 and a positive window")
+ADDRESS_LIMIT_FACTOR = 5
+"""How many times a username's limit of failures an address may have, unless told."""
+
+
+def _client_limit(max_failures: int, max_client_failures: int | None, window: timedelta) -> int:
+    """The address's limit (checked, with the username's and the window)."""
+    client_limit = (
+        ADDRESS_LIMIT_FACTOR * max_failures if max_client_failures is None else max_client_failures
+    )
+    if max_failures < 1 or client_limit < 1 or window <= timedelta(0):
+        raise InputError(
+            "sign-in limiter needs max_failures ≥ 1, max_client_failures ≥ 1 and a positive window"
+        )
+    return client_limit
 
 
 class SqlSignInLimiter:
     """The failures as rows of the review database, shared by every process using it.
 
-    Each check reads at most ``max_failures`` rows per key through an index; each failure
-    also deletes every failure that has left the window, so the table holds one window's
-    worth of failures at most.
+    Each check reads at most a key's limit of rows through an index; each failure also
+    deletes every failure that has left the window, so the table holds one window's worth
+    of failures at most. ``max_client_failures`` None: :data:`ADDRESS_LIMIT_FACTOR` ×
+    ``max_failures``.
     """
 
     def __init__(
@@ -63,13 +79,15 @@ class SqlSignInLimiter:
         clock: Clock,
         *,
         max_failures: int = 5,
+        max_client_failures: int | None = None,
         window: timedelta = timedelta(minutes=15),
     ) -> None:
-        _check_limits(max_failures, window)
+        self.max_client_failures = _client_limit(max_failures, max_client_failures, window)
         self.database = database
         self.clock = clock
         self.max_failures = max_failures
         self.window = window
+        self._limits = (max_failures, self.max_client_failures)
 
     def check(self, username: str, client: str) -> None:
         """Return if an attempt may go ahead; SignInLimitedError (429) with the wait if not."""
@@ -77,15 +95,15 @@ class SqlSignInLimiter:
         table = _schema.sign_in_failures
         waits = [timedelta(0)]
         with self.database.begin("check the sign-in limits") as connection:
-            for key in _keys(username, client):
+            for key, limit in self._limited(username, client):
                 recent = connection.execute(
                     sa.select(table.c.at)
                     .where(table.c.key == key, table.c.at > utc(now - self.window))
                     .order_by(table.c.at.desc())
-                    .limit(self.max_failures)
+                    .limit(limit)
                 ).scalars()
                 times = [as_utc(at) for at in recent]
-                if len(times) == self.max_failures:
+                if len(times) == limit:
                     waits.append(times[-1] + self.window - now)
         wait = max(waits)
         if wait > timedelta(0):
@@ -107,26 +125,33 @@ class SqlSignInLimiter:
         with self.database.begin("clear a user's failed sign-ins") as connection:
             connection.execute(table.delete().where(table.c.key == _keys(username, client)[0]))
 
+    def _limited(self, username: str, client: str) -> list[tuple[str, int]]:
+        """The username's and the address's keys, each with its limit of failures."""
+        return list(zip(_keys(username, client), self._limits, strict=True))
+
 
 class InMemorySignInLimiter:
-    """The failures in this process's memory, bounded: each key keeps at most
-    ``max_failures`` times, and at most ``max_keys`` keys are kept (the least recently failed
-    go first; under a flood of addresses that bound wins over remembering every one)."""
+    """The failures in this process's memory, bounded: each key keeps at most its limit of
+    times, and at most ``max_keys`` keys are kept (the least recently failed go first; under
+    a flood of addresses that bound wins over remembering every one).
+    ``max_client_failures`` None: :data:`ADDRESS_LIMIT_FACTOR` × ``max_failures``."""
 
     def __init__(
         self,
         clock: Clock,
         *,
         max_failures: int = 5,
+        max_client_failures: int | None = None,
         window: timedelta = timedelta(minutes=15),
         max_keys: int = 100_000,
     ) -> None:
-        _check_limits(max_failures, window)
+        self.max_client_failures = _client_limit(max_failures, max_client_failures, window)
         if max_keys < 2:
             raise InputError(f"sign-in limiter needs max_keys ≥ 2, got {max_keys}")
         self.clock = clock
         self.max_failures = max_failures
         self.window = window
+        self._limits = (max_failures, self.max_client_failures)
         self.max_keys = max_keys
         self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
         self._lock = threading.Lock()
@@ -135,7 +160,7 @@ class InMemorySignInLimiter:
         """Return if an attempt may go ahead; SignInLimitedError (429) with the wait if not."""
         now = self.clock.now()
         with self._lock:
-            waits = [self._wait(key, now) for key in _keys(username, client)]
+            waits = [self._wait(key, limit, now) for key, limit in self._limited(username, client)]
         wait = max(waits)
         if wait > timedelta(0):
             raise SignInLimitedError(retry_after_s=max(1.0, wait.total_seconds()))
@@ -144,8 +169,8 @@ class InMemorySignInLimiter:
         """Count a failed attempt against the username and the address."""
         now = self.clock.now()
         with self._lock:
-            for key in _keys(username, client):
-                times = self._failures.pop(key, None) or deque(maxlen=self.max_failures)
+            for key, limit in self._limited(username, client):
+                times = self._failures.pop(key, None) or deque(maxlen=limit)
                 times.append(now)
                 self._failures[key] = times  # now the most recent
             while len(self._failures) > self.max_keys:
@@ -161,7 +186,11 @@ class InMemorySignInLimiter:
         with self._lock:
             return len(self._failures)
 
-    def _wait(self, key: str, now: datetime) -> timedelta:
+    def _limited(self, username: str, client: str) -> list[tuple[str, int]]:
+        """The username's and the address's keys, each with its limit of failures."""
+        return list(zip(_keys(username, client), self._limits, strict=True))
+
+    def _wait(self, key: str, limit: int, now: datetime) -> timedelta:
         times = self._failures.get(key)
         if times is None:
             return timedelta(0)
@@ -170,7 +199,7 @@ class InMemorySignInLimiter:
         if not times:
             del self._failures[key]
             return timedelta(0)
-        if len(times) < self.max_failures:
+        if len(times) < limit:
             return timedelta(0)
         return times[0] + self.window - now
 

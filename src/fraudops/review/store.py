@@ -119,14 +119,19 @@ class SqlCaseStore:
         """Queue depth, overdue count, oldest waiting case and today's inflow."""
         at = utc(now)
         waiting = _cases.c.status != CaseStatus.CLOSED.value
+        is_open = _cases.c.status == CaseStatus.OPEN.value
+        is_escalated = _cases.c.status == CaseStatus.ESCALATED.value
         query = sa.select(
-            _count(_cases.c.status == CaseStatus.OPEN.value),
-            _count(_cases.c.status == CaseStatus.ESCALATED.value),
+            _count(is_open),
+            _count(is_escalated),
             _count(waiting & (_cases.c.due_at < at)),
             sa.func.min(sa.case((waiting, _cases.c.decided_at))),
+            _cards(is_open),
+            _cards(is_escalated),
         )
         with self._db.begin("read queue stats") as connection:
-            open_, escalated, overdue, oldest = connection.execute(query).one()
+            row = connection.execute(query).one()
+        open_, escalated, overdue, oldest, open_cards, escalated_cards = row
         midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
         return QueueStats(
             open=int(open_ or 0),
@@ -134,6 +139,8 @@ class SqlCaseStore:
             overdue=int(overdue or 0),
             oldest_decided_at=None if oldest is None else as_utc(oldest),
             opened_today=self.inflow(midnight, at + timedelta(microseconds=1)),
+            open_cards=int(open_cards or 0),
+            escalated_cards=int(escalated_cards or 0),
         )
 
     def inflow(self, since: datetime, until: datetime) -> int:
@@ -212,10 +219,18 @@ class SqlCaseStore:
         now: datetime,
         *,
         may_resolve_escalated: bool,
+        disowned: Sequence[str] = (),
     ) -> CloseResult:
-        """Close the case with a fraud/legitimate verdict, or escalate it; audited at once."""
+        """Close the case with a fraud/legitimate verdict, or escalate it; audited at once.
+
+        The payments in ``disowned`` are recorded in the same transaction (see
+        :meth:`~fraudops.review.cases.CaseStore.record_verdict`): a refusal of any of them
+        rolls the verdict back too.
+        """
         at = utc(now)
         if verdict is Verdict.ESCALATE:
+            if disowned:
+                raise InputError("disown the card's payments with a verdict, not an escalation")
             allowed = [CaseStatus.OPEN.value]
             values: dict[str, Any] = {
                 "status": CaseStatus.ESCALATED.value,
@@ -225,34 +240,20 @@ class SqlCaseStore:
             }
             action = AuditAction.ESCALATION
         else:
-            allowed = [CaseStatus.OPEN.value]
-            if may_resolve_escalated:
-                allowed.append(CaseStatus.ESCALATED.value)
-            values = {
-                "status": CaseStatus.CLOSED.value,
-                "verdict": verdict.value,
-                "verdict_by": user,
-                "verdict_at": at,
-                "verdict_note": note,
-            }
+            allowed = _closable(may_resolve_escalated)
+            values = _closing(verdict, user, at, note)
             action = AuditAction.VERDICT
-        update = (
-            sa.update(_cases)
-            .where(
-                _cases.c.transaction_id == transaction_id,
-                _cases.c.status.in_(allowed),
-                _free_or_mine(_cases.c.locked_by, _cases.c.locked_until, user, at),
-            )
-            .values(locked_by=None, locked_until=None, **values)
-        )
         # The UPDATE comes first in the transaction: it takes the write lock before any read,
         # so SQLite never finds its read snapshot stale when it comes to write.
         with self._db.begin("record a verdict") as connection:
-            applied = connection.execute(update).rowcount == 1
+            applied = connection.execute(_change(transaction_id, allowed, user, at, values))
             case = _read(connection, transaction_id)
-            if applied:
-                insert_entry(connection, _verdict_entry(case, verdict, action, user, note, at))
-                return CloseResult(case, first=True)
+            if applied.rowcount == 1:
+                details = {"disowned": list(disowned)} if disowned else {}
+                entry = _verdict_entry(case, verdict, action, user, note, at, details)
+                insert_entry(connection, entry)
+                closed = _disown(connection, case, disowned, user, at, may_resolve_escalated)
+                return CloseResult(case, first=True, closed=closed)
         return _refusal_or_repeat(case, verdict, user, at, may_resolve_escalated)
 
     # ------------------------------------------------------------------ intake cursor
@@ -290,6 +291,11 @@ class SqlCaseStore:
 
 def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
     return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def _cards(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    """How many cards have a case meeting ``condition`` (NULLs are not counted)."""
+    return sa.func.count(sa.distinct(sa.case((condition, _cases.c.card_id))))
 
 
 def _free_or_mine(
@@ -374,8 +380,86 @@ def _lock(
     raise CaseClosedError(f"case {transaction_id!r} keeps changing; reload it")
 
 
+def _closable(may_resolve_escalated: bool) -> list[str]:
+    """The statuses a fraud/legitimate verdict may close."""
+    if may_resolve_escalated:
+        return [CaseStatus.OPEN.value, CaseStatus.ESCALATED.value]
+    return [CaseStatus.OPEN.value]
+
+
+def _closing(verdict: Verdict, user: str, at: datetime, note: str) -> dict[str, Any]:
+    return {
+        "status": CaseStatus.CLOSED.value,
+        "verdict": verdict.value,
+        "verdict_by": user,
+        "verdict_at": at,
+        "verdict_note": note,
+    }
+
+
+def _change(
+    transaction_id: str, allowed: Sequence[str], user: str, at: datetime, values: dict[str, Any]
+) -> sa.Update:
+    """The conditional UPDATE of a verdict: only from ``allowed`` statuses, only if the
+    lock is free or ``user``'s; it releases the lock."""
+    return (
+        sa.update(_cases)
+        .where(
+            _cases.c.transaction_id == transaction_id,
+            _cases.c.status.in_(allowed),
+            _free_or_mine(_cases.c.locked_by, _cases.c.locked_until, user, at),
+        )
+        .values(locked_by=None, locked_until=None, **values)
+    )
+
+
+def _disown(
+    connection: sa.Connection,
+    case: Case,
+    disowned: Sequence[str],
+    user: str,
+    at: datetime,
+    may_resolve_escalated: bool,
+) -> tuple[str, ...]:
+    """Record the payments the cardholder disowned on ``case``: each a fraud verdict by
+    ``user`` in the audit trail, its own waiting case closed as fraud where ``user`` may;
+    the payments whose cases were closed. PermissionDeniedError (and so a rollback) for a
+    payment whose case is escalated, unless ``user`` may resolve escalations."""
+    reason = f"disowned by the cardholder of {case.card_id}, reached on case {case.transaction_id}"
+    on = {"case": case.transaction_id, "card": case.card_id}
+    closed: list[str] = []
+    for transaction_id in disowned:
+        own = _find(connection, transaction_id)
+        if own is not None and own.status is CaseStatus.ESCALATED and not may_resolve_escalated:
+            raise PermissionDeniedError(
+                f"{transaction_id} is escalated to a lead (by {own.escalated_by}): only a lead"
+                " can give it a verdict, so it cannot be disowned with yours. Untick it and"
+                " tell the lead what the cardholder said; nothing was recorded."
+            )
+        entry = AuditEntry(
+            at, user, AuditAction.VERDICT, transaction_id, reason, {"verdict": "fraud", **on}
+        )
+        if own is not None and own.status is not CaseStatus.CLOSED:
+            allowed = _closable(may_resolve_escalated)
+            values = _closing(Verdict.FRAUD, user, at, reason)
+            change = _change(transaction_id, allowed, user, at, values)
+            if connection.execute(change).rowcount == 1:
+                own = _read(connection, transaction_id)
+                action = AuditAction.VERDICT
+                entry = _verdict_entry(own, Verdict.FRAUD, action, user, reason, at, on)
+                closed.append(transaction_id)
+        insert_entry(connection, entry)
+    return tuple(closed)
+
+
 def _verdict_entry(
-    case: Case, verdict: Verdict, action: AuditAction, user: str, note: str, at: datetime
+    case: Case,
+    verdict: Verdict,
+    action: AuditAction,
+    user: str,
+    note: str,
+    at: datetime,
+    extra: dict[str, Any],
 ) -> AuditEntry:
     # A case closed after an escalation keeps who escalated it: that was its status before.
     escalated = verdict is not Verdict.ESCALATE and case.escalated_by is not None
@@ -392,6 +476,7 @@ def _verdict_entry(
             "score": case.score,
             "amount": case.amount,
             "model_version": case.record.decision.model_version,
+            **extra,
         },
     )
 
@@ -420,21 +505,26 @@ def _refusal_or_repeat(
 
 
 def _closed_message(case: Case) -> str:
-    when = case.verdict_at.isoformat() if case.verdict_at else "?"
+    when = f"{case.verdict_at:%Y-%m-%d %H:%M:%S} UTC" if case.verdict_at else "an unknown time"
     return (
         f"case {case.transaction_id!r} is closed: {case.verdict} by {case.verdict_by!r} at {when}"
     )
 
 
 def _read(connection: sa.Connection, transaction_id: str) -> Case:
+    case = _find(connection, transaction_id)
+    if case is None:
+        raise CaseNotFoundError(transaction_id)
+    return case
+
+
+def _find(connection: sa.Connection, transaction_id: str) -> Case | None:
     row = (
         connection.execute(sa.select(_cases).where(_cases.c.transaction_id == transaction_id))
         .mappings()
         .first()
     )
-    if row is None:
-        raise CaseNotFoundError(transaction_id)
-    return _case_from_row(row)
+    return None if row is None else _case_from_row(row)
 
 
 def _case_row(opening: CaseOpening, now: datetime) -> dict[str, Any]:

@@ -165,6 +165,28 @@ def test_rollback_without_an_earlier_champion_is_refused(registry: Path, tmp_pat
     assert (2, True, []) == (code, "no earlier version" in output, audit(tmp_path))
 
 
+def test_a_move_to_another_version_than_expected_is_refused(registry: Path, tmp_path: Path) -> None:
+    """--expect-version names the version the champion is to move to: a promotion expecting
+    3 while the challenger is 2, or a rollback expecting 2 while it would restore 1, exits 2
+    saying what the registry holds; nothing moves and nothing is audited."""
+    promote = ["promote", "--approve", "--actor", "lea", "--reason", "better AP"]
+    refused = run(registry, tmp_path, *promote, "--expect-version", "3")
+    unmoved = champion(registry)
+    promoted = run(registry, tmp_path, *promote, "--expect-version", "2")
+    rollback = ["rollback", "--actor", "lea", "--reason", "alerts", "--expect-version", "2"]
+    not_rolled_back = run(registry, tmp_path, *rollback)
+    assert (2, True) == (
+        refused[0],
+        "the challenger is version 2 now, not version 3" in refused[1],
+    ), refused
+    assert (1, 0, 2) == (unmoved, promoted[0], not_rolled_back[0])
+    assert "would restore version 1 now, not version 2" in not_rolled_back[1], not_rolled_back
+    assert (2, [("cli:lea", AuditAction.PROMOTION, "better AP", 2)]) == (
+        champion(registry),
+        audit(tmp_path),
+    )
+
+
 def test_compare_reports_both_models(
     registry: Path, tmp_path: Path, trained_lake: TrainedLake
 ) -> None:

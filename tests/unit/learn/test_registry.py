@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -16,13 +20,18 @@ from fraudops.clock import ManualClock
 from fraudops.errors import InputError, ModelError, ModelNotFoundError, StoreError
 from fraudops.learn.artifact import directory_files, load_model_dir
 from fraudops.learn.registry import (
+    AliasChange,
+    AliasMovedError,
     Lineage,
     MlflowRegistry,
     Registry,
     lineage_from_model_dir,
     open_registry,
+    registry_dir,
 )
+from fraudops.settings import ServiceSettings, Settings
 from tests.conftest import TrainedLake
+from tests.services import postgres_schema_url
 from tests.unit.learn.mlflow_store import fresh_mlflow_db
 
 START = datetime(2018, 10, 1, 9, 0, tzinfo=UTC)
@@ -232,6 +241,134 @@ def test_an_alias_moved_outside_the_registry_blocks_rollback(three: MlflowRegist
     three._client.set_registered_model_alias(three.name, "champion", "3")
     with pytest.raises(StoreError, match="moved outside the registry"):
         three.rollback("champion", actor="ana", reason="undo")
+
+
+def test_a_move_decided_on_a_champion_that_has_moved_is_refused(three: MlflowRegistry) -> None:
+    """A move expecting champion 1 while the champion is 2 is refused (409) and moves
+    nothing: the caller decided on a view that is out of date."""
+    three.set_alias("champion", 1, actor="ana", reason="first")
+    three.set_alias("champion", 2, actor="ben", reason="second")
+    with pytest.raises(AliasMovedError, match="the champion is version 2 now, not version 1"):
+        three.set_alias("champion", 3, actor="ana", reason="third", expect={"champion": 1})
+    assert (409, 2, 2) == (
+        AliasMovedError.http_status,
+        three.get("champion").version,
+        len(three.history()),
+    )
+
+
+def test_a_promotion_of_a_challenger_that_has_moved_is_refused(three: MlflowRegistry) -> None:
+    """Promoting version 2, the challenger the caller saw, after the challenger moved to 3
+    is refused; so is expecting no champion when there is one."""
+    three.set_alias("champion", 1, actor="ana", reason="first")
+    three.set_alias("challenger", 2, actor="ana", reason="shadow it")
+    three.set_alias("challenger", 3, actor="ben", reason="newer")
+    seen = {"champion": 1, "challenger": 2}
+    with pytest.raises(AliasMovedError, match="the challenger is version 3 now, not version 2"):
+        three.set_alias("champion", 2, actor="lea", reason="better AP", expect=seen)
+    with pytest.raises(AliasMovedError, match="the champion is version 1 now, not unset"):
+        three.set_alias("champion", 3, actor="lea", reason="better AP", expect={"champion": None})
+    assert 1 == three.get("champion").version
+
+
+def test_a_second_rollback_decided_on_the_same_view_is_refused(three: MlflowRegistry) -> None:
+    """Two rollbacks "to version 1" decided while 2 was champion: the first restores 1, the
+    second is refused instead of rolling back to 2 again."""
+    three.set_alias("champion", 1, actor="ana", reason="first")
+    three.set_alias("champion", 2, actor="ana", reason="second")
+    three.rollback("champion", actor="lea", reason="alerts", to=1, expect={"champion": 2})
+    with pytest.raises(AliasMovedError, match="the champion is version 1 now, not version 2"):
+        three.rollback("champion", actor="ada", reason="alerts", to=1, expect={"champion": 2})
+    assert (1, ["set", "set", "rollback"]) == (
+        three.get("champion").version,
+        [c.action for c in three.history("champion")],
+    )
+
+
+def test_a_rollback_that_would_restore_another_version_is_refused(
+    three: MlflowRegistry,
+) -> None:
+    """A rollback "to version 1" once the champion's history leads to 3 is refused, though
+    the champion is the 2 the caller saw."""
+    three.set_alias("champion", 1, actor="ana", reason="first")
+    three.set_alias("champion", 2, actor="ana", reason="second")
+    three.set_alias("champion", 3, actor="ben", reason="third")
+    three.set_alias("champion", 2, actor="ben", reason="back to second")
+    with pytest.raises(AliasMovedError, match="would restore version 3 now, not version 1"):
+        three.rollback("champion", actor="lea", reason="alerts", to=1, expect={"champion": 2})
+    assert (2, 4) == (three.get("champion").version, len(three.history()))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two_movers(
+    request: pytest.FixtureRequest, three: MlflowRegistry, tmp_path: Path
+) -> Iterator[tuple[MlflowRegistry, MlflowRegistry]]:
+    """Two registries (as two processes would open) on one database, SQLite or PostgreSQL,
+    holding versions 1 and 2, with champion 2 moved there from 1."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            uri, artifacts = three.tracking_uri, three.artifact_root
+        else:
+            uri, artifacts = stack.enter_context(postgres_schema_url()), tmp_path / "artifacts"
+        first, second = (
+            MlflowRegistry(uri, artifact_root=artifacts, cache_dir=tmp_path / name)
+            for name in ("first", "second")
+        )
+        for registry in (first, second):
+            stack.callback(registry.close)
+        if request.param == "postgresql":
+            for n in (1, 2):
+                first.register(model_dir(tmp_path / f"m{n}", f"model {n}"), lineage=lineage())
+        first.set_alias("champion", 1, actor="ana", reason="first")
+        first.set_alias("champion", 2, actor="ana", reason="second")
+        yield first, second
+
+
+def test_of_two_concurrent_moves_decided_on_one_view_only_the_first_is_made(
+    two_movers: tuple[MlflowRegistry, MlflowRegistry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lea's and ada's rollbacks "to version 1" overlap: lea's reads the aliases and then
+    takes half a second to move; ada's, started meanwhile, waits for it and is refused, so
+    the champion is rolled back once."""
+    lea, ada = two_movers
+    read = lea._aliases
+
+    def slow_read() -> dict[str, int]:
+        aliases = read()
+        time.sleep(0.5)
+        return aliases
+
+    monkeypatch.setattr(lea, "_aliases", slow_read)
+
+    def roll_back(registry: MlflowRegistry, delay_s: float) -> AliasChange | str:
+        time.sleep(delay_s)
+        try:
+            return registry.rollback(
+                "champion", actor="x", reason="alerts", to=1, expect={"champion": 2}
+            )
+        except AliasMovedError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(roll_back, lea, 0.0)
+        second = pool.submit(roll_back, ada, 0.1)
+        made, refused = first.result(), second.result()
+    assert isinstance(made, AliasChange), made
+    assert "the champion is version 1 now, not version 2" in str(refused), refused
+    assert (1, ["set", "set", "rollback"]) == (
+        ada.get("champion").version,
+        [c.action for c in ada.history("champion")],
+    )
+
+
+def test_the_registry_directory_is_the_services_else_under_data_dir(tmp_path: Path) -> None:
+    """service.registry_dir (``fraudops serve --registry``) names the registry; without it,
+    it is <data_dir>/registry."""
+    named = Settings(data_dir=tmp_path, service=ServiceSettings(registry_dir=tmp_path / "reg"))
+    assert (tmp_path / "reg", tmp_path / "registry") == (
+        registry_dir(named),
+        registry_dir(Settings(data_dir=tmp_path)),
+    )
 
 
 @pytest.mark.parametrize(

@@ -79,21 +79,23 @@ def test_every_verdict_leaves_one_audit_entry_saying_who_what_and_why(
     )
 
 
-def test_the_same_verdict_twice_answers_the_first_and_no_second_label(
+def test_the_same_verdict_twice_records_once_and_answers_the_same_label(
     desk: ReviewDesk, clock: ManualClock
 ) -> None:
-    """A double submission gives the case as the first left it, no label, no new entry."""
+    """A double submission records nothing more and answers the case as the first left it
+    with the very same label (known at the first), so sending it again changes nothing."""
     tid = open_case(desk)
     ann = person(desk, "ann")
     first = desk.submit_verdict(ann, tid, Verdict.FRAUD, "stolen card")
     clock.advance(timedelta(seconds=2))
     again = desk.submit_verdict(ann, tid, Verdict.FRAUD, "stolen card")
-    assert VerdictResult(first.case, None, False) == again
+    assert VerdictResult(first.case, False, first.labels) == again
     assert 1 == len(desk.audit.entries(action=AuditAction.VERDICT))
 
 
-def test_simultaneous_double_submissions_make_one_label(desk: ReviewDesk) -> None:
-    """Of several identical verdicts sent at once, exactly one makes a label."""
+def test_simultaneous_double_submissions_record_one_verdict(desk: ReviewDesk) -> None:
+    """Of several identical verdicts sent at once, exactly one records; all answer the
+    same label."""
     tid = open_case(desk)
     ann = person(desk, "ann")
     results: list[VerdictResult] = []
@@ -108,7 +110,79 @@ def test_simultaneous_double_submissions_make_one_label(desk: ReviewDesk) -> Non
         thread.start()
     for thread in threads:
         thread.join()
-    assert 1 == sum(result.label is not None for result in results)
+    assert (1, 1) == (
+        sum(result.first for result in results),
+        len({result.labels for result in results}),
+    )
+
+
+def test_disowned_payments_go_with_the_verdict_in_one_go(
+    desk: ReviewDesk, clock: ManualClock
+) -> None:
+    """tx-000002 has an open case, tx-000003 none: disowned with ann's verdict on
+    tx-000001, both become fraud labels known at the verdict, tx-000002's case is closed
+    as fraud by ann, and the verdict's audit entry lists them, so a repeat and
+    ``verdict_labels`` answer all three labels again."""
+    tid = open_case(desk, 1)
+    open_case(desk, 2)
+    ann = person(desk, "ann")
+    clock.advance(timedelta(minutes=3))
+    result = desk.submit_verdict(ann, tid, Verdict.LEGITIMATE, disowned=["tx-000002", "tx-000003"])
+    again = desk.submit_verdict(ann, tid, Verdict.LEGITIMATE)
+    expected = (
+        Label(tid, False, LabelSource.ANALYST, clock.now()),
+        Label("tx-000002", True, LabelSource.ANALYST, clock.now()),
+        Label("tx-000003", True, LabelSource.ANALYST, clock.now()),
+    )
+    assert (expected, ("tx-000002",)) == (result.labels, result.closed_cases)
+    assert (expected, expected) == (again.labels, desk.verdict_labels(ann, tid))
+    assert (CaseStatus.CLOSED, "ann") == (
+        desk.cases.get("tx-000002").status,
+        desk.cases.get("tx-000002").verdict_by,
+    )
+
+
+@pytest.mark.parametrize(
+    ("disowned", "refusal"),
+    [
+        (["tx-000002", "tx-000002"], "disowned once"),
+        (["tx-000001"], "own payment"),
+        ([f"tx-{n:06d}" for n in range(2, 23)], "at most 20"),
+    ],
+)
+def test_a_disowned_list_that_cannot_be_is_refused_before_anything_is_recorded(
+    desk: ReviewDesk, disowned: list[str], refusal: str
+) -> None:
+    """A repeated payment, the case's own, or too many: InputError, and the case stays
+    open with no verdict in the audit trail."""
+    tid = open_case(desk, 1)
+    with pytest.raises(InputError, match=refusal):
+        desk.submit_verdict(person(desk, "ann"), tid, Verdict.FRAUD, disowned=disowned)
+    assert (CaseStatus.OPEN, []) == (
+        desk.cases.get(tid).status,
+        desk.audit.entries(action=AuditAction.VERDICT),
+    )
+
+
+def test_disowning_a_payment_escalated_to_a_lead_is_for_leads(desk: ReviewDesk) -> None:
+    """bob escalated tx-000002. ann's verdict disowning it is refused (403) and rolled back
+    whole: tx-000001 stays open, tx-000002 escalated, no verdict audited. lea's closes both."""
+    tid = open_case(desk, 1)
+    open_case(desk, 2)
+    desk.submit_verdict(person(desk, "bob"), "tx-000002", Verdict.ESCALATE, "a ring?")
+    with pytest.raises(PermissionDeniedError, match="tx-000002 is escalated to a lead"):
+        desk.submit_verdict(person(desk, "ann"), tid, Verdict.FRAUD, disowned=["tx-000002"])
+    refused = (
+        desk.cases.get(tid).status,
+        desk.cases.get("tx-000002").status,
+        desk.audit.entries(action=AuditAction.VERDICT),
+    )
+    done = desk.submit_verdict(person(desk, "lea"), tid, Verdict.FRAUD, disowned=["tx-000002"])
+    assert (CaseStatus.OPEN, CaseStatus.ESCALATED, []) == refused
+    assert (("tx-000002",), CaseStatus.CLOSED) == (
+        done.closed_cases,
+        desk.cases.get("tx-000002").status,
+    )
 
 
 def test_another_verdict_on_a_closed_case_is_refused_with_the_standing_one(

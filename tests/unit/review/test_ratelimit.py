@@ -1,5 +1,6 @@
-"""The sign-in rate limiters: a sliding window per username and per address, the same in
-memory and in the review database (SQLite and PostgreSQL); memory bounded, rows shared."""
+"""The sign-in rate limiters: a sliding window per username and per address, each with its
+own limit, the same in memory and in the review database (SQLite and PostgreSQL); memory
+bounded, rows shared."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from fraudops.clock import ManualClock
-from fraudops.errors import SignInLimitedError
+from fraudops.errors import InputError, SignInLimitedError
 from fraudops.review import _schema
 from fraudops.review.database import ReviewDatabase
 from fraudops.review.ratelimit import InMemorySignInLimiter, SignInLimiter, SqlSignInLimiter
@@ -25,9 +26,12 @@ WINDOW = timedelta(minutes=10)
 def limiter(
     request: pytest.FixtureRequest, clock: ManualClock, tmp_path: Path
 ) -> Iterator[SignInLimiter]:
-    """Three failures within ten minutes block a key: in memory, or in each database."""
+    """Three failures within ten minutes block a username, six an address: in memory, or
+    in each database."""
     if request.param == "memory":
-        yield InMemorySignInLimiter(clock, max_failures=3, window=WINDOW, max_keys=10)
+        yield InMemorySignInLimiter(
+            clock, max_failures=3, max_client_failures=6, window=WINDOW, max_keys=10
+        )
         return
     with contextlib.ExitStack() as stack:
         if request.param == "sqlite":
@@ -36,7 +40,9 @@ def limiter(
             url = stack.enter_context(postgres_schema_url())
         database = ReviewDatabase(url)
         stack.callback(database.close)
-        yield SqlSignInLimiter(database, clock, max_failures=3, window=WINDOW)
+        yield SqlSignInLimiter(
+            database, clock, max_failures=3, max_client_failures=6, window=WINDOW
+        )
 
 
 def fail(limiter: SignInLimiter, username: str, client: str, times: int) -> None:
@@ -57,12 +63,52 @@ def test_a_username_is_blocked_after_its_failures_from_any_address(
     limiter.check("bob", "10.9.9.9")
 
 
-def test_an_address_is_blocked_after_failures_for_any_usernames(limiter: SignInLimiter) -> None:
-    """Three failures from one address, for three names, block that address for everyone."""
-    for name in ("ann", "bob", "cy"):
+def test_an_address_is_blocked_after_its_own_limit_of_failures_for_any_usernames(
+    limiter: SignInLimiter,
+) -> None:
+    """Six failures from one address, one for each of six names (password spraying), block
+    that address for everyone; five do not."""
+    names = ("ann", "bob", "cy", "dan", "eve", "fay")
+    for name in names[:5]:
         limiter.failed(name, "10.0.0.1")
+    limiter.check("gus", "10.0.0.1")
+    limiter.failed(names[5], "10.0.0.1")
     with pytest.raises(SignInLimitedError):
-        limiter.check("dan", "10.0.0.1")
+        limiter.check("gus", "10.0.0.1")
+
+
+def test_one_users_failures_do_not_block_colleagues_at_the_same_address(
+    limiter: SignInLimiter,
+) -> None:
+    """bob failing three times from an office's one address blocks bob, not lea there."""
+    fail(limiter, "bob", "10.0.0.1", 3)
+    with pytest.raises(SignInLimitedError):
+        limiter.check("bob", "10.0.0.1")
+    limiter.check("lea", "10.0.0.1")
+
+
+def test_an_address_may_fail_five_times_as_often_as_a_username_by_default(
+    clock: ManualClock,
+) -> None:
+    """Unless told, an address's limit is five times a username's: 15 for 3."""
+    limiter = InMemorySignInLimiter(clock, max_failures=3, window=WINDOW)
+    for n in range(14):
+        limiter.failed(f"user-{n}", "10.0.0.1")
+    limiter.check("lea", "10.0.0.1")
+    limiter.failed("user-14", "10.0.0.1")
+    with pytest.raises(SignInLimitedError):
+        limiter.check("lea", "10.0.0.1")
+
+
+@pytest.mark.parametrize(("user_limit", "address_limit"), [(0, 5), (3, 0)])
+def test_a_limit_below_one_is_refused(
+    clock: ManualClock, user_limit: int, address_limit: int
+) -> None:
+    """A limiter that would block before any failure is a configuration mistake."""
+    with pytest.raises(InputError, match="max_failures ≥ 1, max_client_failures ≥ 1"):
+        InMemorySignInLimiter(
+            clock, max_failures=user_limit, max_client_failures=address_limit, window=WINDOW
+        )
 
 
 def test_the_window_slides(limiter: SignInLimiter, clock: ManualClock) -> None:
@@ -84,9 +130,10 @@ def test_a_good_sign_in_clears_the_username_but_not_the_address(limiter: SignInL
     limiter.succeeded("ann", "10.0.0.1")
     limiter.failed("ann", "10.0.0.2")
     limiter.check("ann", "10.0.0.2")
-    limiter.failed("bob", "10.0.0.1")
+    fail(limiter, "bob", "10.0.0.1", 2)
+    fail(limiter, "cy", "10.0.0.1", 2)
     with pytest.raises(SignInLimitedError):
-        limiter.check("cy", "10.0.0.1")
+        limiter.check("dan", "10.0.0.1")
 
 
 def test_memory_is_bounded_by_max_keys(clock: ManualClock) -> None:

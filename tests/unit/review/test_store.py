@@ -169,6 +169,16 @@ def test_stats_count_waiting_overdue_and_todays_inflow(store: SqlCaseStore) -> N
     assert 2 == stats.opened_today
 
 
+def test_stats_count_the_cards_of_each_queue(store: SqlCaseStore) -> None:
+    """Cards with an open case and cards with an escalated one, each card once."""
+    store.open_cases(
+        [opening(1, card="card-a"), opening(2, card="card-a"), opening(3, card="card-b")], T0
+    )
+    store.record_verdict("tx-000003", Verdict.ESCALATE, "ann", "?", T0, may_resolve_escalated=False)
+    stats = store.stats(T0)
+    assert (1, 1) == (stats.open_cards, stats.escalated_cards)
+
+
 def test_sla_clock_runs_from_the_decision(store: SqlCaseStore) -> None:
     """A case is overdue once its decision is older than the SLA, and not before."""
     store.open_cases([opening(0)], T0 + timedelta(hours=3))  # opened late, due all the same

@@ -129,7 +129,7 @@ def build_app(parts: Desk, tmp_path: Path, apply_label: LabelSink | None = None)
 
     async def keep(label: Label) -> str:
         parts.labels.append(label)
-        return "Label recorded."
+        return "recorded"
 
     def build(app: FastAPI) -> ReviewUi:
         log_url = f"sqlite:///{tmp_path / 'decisions.db'}"

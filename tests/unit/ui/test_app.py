@@ -65,7 +65,7 @@ def test_a_verdict_in_the_service_ui_reaches_the_decision_runtime(
     log = SqlDecisionStore(settings.decision_log.url)
     labels = log.labels("tx-0001")
     log.close()
-    assert "tx-0001 confirmed fraud. Label stored for training" in queue
+    assert "tx-0001 confirmed fraud. Its label was stored for training" in queue
     assert [(True, "analyst")] == [(label.is_fraud, label.source.value) for label in labels]
 
 

@@ -36,6 +36,10 @@ from tests.unit.learn.mlflow_store import fresh_mlflow_db
 from tests.unit.ui.conftest import SECRET, T0, Desk, sign_in
 
 MAX_AGE = timedelta(minutes=10)
+PROMOTE_2 = {"champion": "1", "version": "2"}
+"""What the page shows a promotion acts on: champion 1, challenger 2."""
+ROLL_BACK_TO_1 = {"champion": "2", "version": "1"}
+"""What the page shows a rollback acts on, after that promotion: champion 2, back to 1."""
 
 
 @pytest.fixture
@@ -254,7 +258,7 @@ def test_a_promotion_is_compared_afresh(
     token = sign_in(client, "lea")
     client.get("/ui/models")
     write_labelled(parts, trained_lake.model_dir, 40, 40)
-    client.post("/ui/models/promote", data={"csrf": token, "reason": "better AP"})
+    client.post("/ui/models/promote", data={**PROMOTE_2, "csrf": token, "reason": "better AP"})
     promoted = client.get("/ui/models").text
     models = open_registry(registry)
     models.set_alias("challenger", 1, actor="lea", reason="keep the old one in shadow")
@@ -341,7 +345,9 @@ def test_a_leads_promotion_moves_the_champion_and_is_audited(
     """Promoting moves the champion to version 2, names lea in the alias history and
     writes a promotion entry with her reason to the audit trail."""
     token = sign_in(client, "lea")
-    response = client.post("/ui/models/promote", data={"csrf": token, "reason": "better AP"})
+    response = client.post(
+        "/ui/models/promote", data={**PROMOTE_2, "csrf": token, "reason": "better AP"}
+    )
     latest = open_registry(registry).history("champion")[-1]
     assert (303, 2) == (response.status_code, champion(registry))
     assert ("lea", 1, 2, "set") == (
@@ -359,9 +365,11 @@ def test_a_leads_rollback_restores_the_previous_champion(
 ) -> None:
     """After a promotion the page offers a rollback; it puts version 1 back, audited."""
     token = sign_in(client, "lea")
-    client.post("/ui/models/promote", data={"csrf": token, "reason": "better AP"})
+    client.post("/ui/models/promote", data={**PROMOTE_2, "csrf": token, "reason": "better AP"})
     offered = "Roll back to version 1" in client.get("/ui/models").text
-    response = client.post("/ui/models/rollback", data={"csrf": token, "reason": "alerts"})
+    response = client.post(
+        "/ui/models/rollback", data={**ROLL_BACK_TO_1, "csrf": token, "reason": "alerts"}
+    )
     assert (True, 303, 1) == (offered, response.status_code, champion(registry))
     assert [
         ("lea", AuditAction.PROMOTION, "better AP", 2),
@@ -372,7 +380,9 @@ def test_a_leads_rollback_restores_the_previous_champion(
 def test_an_analysts_promotion_is_refused(parts: Desk, client: TestClient, registry: Path) -> None:
     """An analyst with a valid CSRF token gets 403; nothing moves, nothing is audited."""
     token = sign_in(client, "ann")
-    response = client.post("/ui/models/promote", data={"csrf": token, "reason": "looks good"})
+    response = client.post(
+        "/ui/models/promote", data={**PROMOTE_2, "csrf": token, "reason": "looks good"}
+    )
     assert (403, 1, []) == (response.status_code, champion(registry), audit(parts))
 
 
@@ -381,7 +391,7 @@ def test_a_promotion_without_the_csrf_token_is_refused(
 ) -> None:
     """A lead's form without its CSRF token is refused (403); nothing moves."""
     sign_in(client, "lea")
-    response = client.post("/ui/models/promote", data={"reason": "better AP"})
+    response = client.post("/ui/models/promote", data={**PROMOTE_2, "reason": "better AP"})
     assert (403, True, 1, []) == (
         response.status_code,
         "security token" in response.text,
@@ -395,7 +405,7 @@ def test_a_promotion_without_a_reason_is_refused(
 ) -> None:
     """A blank reason sends the lead back with a message; nothing moves."""
     token = sign_in(client, "lea")
-    response = client.post("/ui/models/promote", data={"csrf": token, "reason": "  "})
+    response = client.post("/ui/models/promote", data={**PROMOTE_2, "csrf": token, "reason": "  "})
     page = client.get("/ui/models").text
     assert (303, True, 1, []) == (
         response.status_code,

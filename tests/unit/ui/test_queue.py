@@ -35,7 +35,7 @@ def test_overdue_cases_are_highlighted(client: TestClient, parts: Desk) -> None:
     sign_in(client, "ann")
     page = client.get("/ui/queue").text
     assert 'class="case overdue"' in page
-    assert "overdue by 1 h 01 min" in page
+    assert "overdue by 1 h 1 min" in page
 
 
 def test_queue_shows_who_holds_a_lock(client: TestClient, parts: Desk) -> None:
@@ -94,3 +94,28 @@ def test_take_next_case_with_an_empty_queue_says_so(client: TestClient) -> None:
     response = client.post("/ui/queue/next", data={"csrf": token})
     assert "/ui/queue" == response.headers["location"]
     assert "No case is free" in client.get("/ui/queue").text
+
+
+def test_a_long_queue_says_how_much_it_shows_and_pages_on(client: TestClient, parts: Desk) -> None:
+    """With 60 cards waiting, the first page shows 50 of them, says so, and links to the
+    second page, which shows the other 10 and links back."""
+    parts.open(*[make_record(n, card=f"card-{n:02d}", amount=1000.0 - n) for n in range(1, 61)])
+    sign_in(client, "ann")
+    first = client.get("/ui/queue").text
+    second = client.get("/ui/queue?page=2").text
+    assert (50, 10) == (len(_row_order(first)), len(_row_order(second)))
+    assert "Showing cards 1–50 of 60 (60 open cases)" in first
+    assert 'href="/ui/queue?page=2"' in first
+    assert "Showing cards 51–60 of 60" in second
+    assert 'href="/ui/queue?page=1"' in second
+    assert 'hx-get="/ui/queue/table?page=2"' in second
+
+
+def test_a_degraded_decision_is_marked_in_the_queue(client: TestClient, parts: Desk) -> None:
+    """A case decided by a fallback (its score a placeholder) is marked degraded."""
+    parts.open(make_record(1, source="rules"), make_record(2, card="card-2"))
+    sign_in(client, "ann")
+    page = client.get("/ui/queue").text
+    row = page.split('data-transaction="tx-0001"', 1)[1].split("</tr>", 1)[0]
+    other = page.split('data-transaction="tx-0002"', 1)[1].split("</tr>", 1)[0]
+    assert ("degraded" in row, "degraded" in other) == (True, False)

@@ -41,12 +41,14 @@ def test_wrong_password_is_refused_with_401_and_no_session(client: TestClient) -
     assert 303 == client.get("/ui/queue").status_code
 
 
-def test_sign_in_without_the_csrf_token_is_refused(client: TestClient) -> None:
-    """A sign-in post without the session's CSRF token is refused with 403."""
+def test_sign_in_without_the_csrf_token_signs_nobody_in(client: TestClient) -> None:
+    """A sign-in post without the session's CSRF token (a forged one, or a form left open
+    past its session) signs nobody in: it goes back to the sign-in form, which says why."""
     client.get("/ui/sign-in")
     response = client.post("/ui/sign-in", data={"username": "ann", "password": PASSWORD})
-    assert 403 == response.status_code
-    assert "security token" in response.text
+    assert (303, "/ui/sign-in") == (response.status_code, response.headers["location"])
+    assert "The sign-in form had expired" in client.get("/ui/sign-in").text
+    assert 303 == client.get("/ui/queue").status_code
 
 
 def test_sign_in_is_rate_limited_after_repeated_failures(client: TestClient) -> None:
@@ -60,6 +62,19 @@ def test_sign_in_is_rate_limited_after_repeated_failures(client: TestClient) -> 
     assert 429 == response.status_code
     assert "too many sign-in attempts" in response.text
     assert int(response.headers["retry-after"]) > 0
+
+
+def test_one_users_failures_do_not_lock_out_colleagues_at_the_same_address(
+    client: TestClient,
+) -> None:
+    """bob failing up to the desk's limit from the office's one address is refused (429) with
+    the right password; lea, from that address, still signs in."""
+    token = csrf_of(client.get("/ui/sign-in").text)
+    for _ in range(3):
+        client.post("/ui/sign-in", data={"username": "bob", "password": "nope", "csrf": token})
+    bob = client.post("/ui/sign-in", data={"username": "bob", "password": PASSWORD, "csrf": token})
+    lea = client.post("/ui/sign-in", data={"username": "lea", "password": PASSWORD, "csrf": token})
+    assert (429, 303) == (bob.status_code, lea.status_code)
 
 
 def test_signing_in_replaces_the_csrf_token(client: TestClient) -> None:
@@ -93,3 +108,24 @@ def test_next_must_stay_inside_the_ui(client: TestClient) -> None:
         data={"username": "ann", "password": PASSWORD, "csrf": token, "next": "//evil.example"},
     )
     assert "/ui/queue" == response.headers["location"]
+
+
+def test_signing_in_from_a_second_tab_while_signed_in_goes_on(client: TestClient) -> None:
+    """A sign-in form loaded before signing in elsewhere (its token now stale) does not
+    answer 403: the signed-in user is sent on to the queue, told they are signed in."""
+    stale = csrf_of(client.get("/ui/sign-in").text)
+    sign_in(client, "ann")
+    response = client.post(
+        "/ui/sign-in", data={"username": "ann", "password": PASSWORD, "csrf": stale}
+    )
+    assert (303, "/ui/queue") == (response.status_code, response.headers["location"])
+    assert "already signed in as ann" in client.get("/ui/queue").text
+
+
+def test_a_stale_sign_out_form_after_signing_out_goes_to_sign_in(client: TestClient) -> None:
+    """Signing out from a second tab after the first signed out lands on the sign-in page."""
+    token = sign_in(client, "ann")
+    client.post("/ui/sign-out", data={"csrf": token})
+    response = client.post("/ui/sign-out", data={"csrf": token})
+    assert (303, "/ui/sign-in") == (response.status_code, response.headers["location"])
+    assert "You are signed out" in client.get("/ui/sign-in").text

@@ -1,15 +1,22 @@
 """The case page: one transaction with everything its decision was made from, and the verdict.
 
-Opening the page locks the case to the analyst (renewed by htmx while the page is open);
-a case someone else holds is shown read-only with who holds it, and its actions are
-refused (409). A fraud or legitimate verdict makes a label, which goes straight to the
-label sink (the online state's terminal risk and the training store); if that fails the
-verdict still stands (the case store keeps it) and the page says the label is pending.
+Opening the page locks the case to the analyst (renewed by htmx every third of the lock
+time while the page is open); a case someone else holds is shown read-only with who holds
+it, and its actions are refused (409); an escalated case is read-only for an analyst
+(403), as it waits for a lead.
+
+A fraud or legitimate verdict makes a label, and one more for each payment of the card's
+history the analyst ticks as disowned by the cardholder; the whole submission is checked
+before anything is recorded (see ``ReviewDesk.submit_verdict``). The labels then go to
+the label sink (the online state and the training store). If that fails, the verdict
+stands and the queue says which labels were not applied; sending the same verdict again,
+or "Send its labels again" on the closed case's page, sends every label of the verdict
+again (applying one twice changes nothing).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -18,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fraudops.api.ui import charts
 from fraudops.api.ui.access import signed_in
+from fraudops.api.ui.labels import names, report, send_labels
 from fraudops.api.ui.pages import UiRoute, log, redirect, render
 from fraudops.api.ui.parts import ReviewUi, ui_of
 from fraudops.errors import (
@@ -27,15 +35,49 @@ from fraudops.errors import (
     LockedError,
     PermissionDeniedError,
 )
-from fraudops.review import Case, CaseStatus, Permission, User, Verdict, allowed
+from fraudops.review import Case, CaseStatus, Permission, User, Verdict, VerdictResult, allowed
 from fraudops.review.desk import MAX_NOTE_LENGTH
 
 router = APIRouter(route_class=UiRoute, dependencies=[Depends(signed_in)])
 
 HISTORY_ROWS = 10
-LOCK_RENEW_SECONDS = 300
-SHORTCUTS = (("f", Verdict.FRAUD, "Confirm fraud"), ("l", Verdict.LEGITIMATE, "Legitimate"))
+MIN_LOCK_RENEW_SECONDS = 5
 _REFUSALS = (LockedError, CaseClosedError, PermissionDeniedError, InputError)
+_STEPS = {
+    "features": "the feature store failed",
+    "replica": "another replica was still deciding this payment",
+    "service": "the decision service failed",
+    "rules": "the rules failed",
+    "static": "the static policy failed",
+}
+_SHED = (
+    "the service was at its limit of work in flight and shed the request, so the rules or"
+    " the static policy answered without features"
+)
+
+
+def lock_renew_seconds(lock_ttl: timedelta) -> int:
+    """How often an open case page renews its lock: a third of the lock time, so two
+    renewals can fail (a network blip) before the lock lapses."""
+    return max(MIN_LOCK_RENEW_SECONDS, int(lock_ttl.total_seconds() // 3))
+
+
+def degraded_story(reason: str | None) -> str:
+    """What a decision's ``degraded_reason`` (``step:reason`` pairs, comma-separated) says,
+    in words: ``admission:shed`` is a shed request, ``champion:timeout`` a model that did
+    not answer in time."""
+    if not reason:
+        return "no reason was recorded"
+    told = []
+    for attempt in reason.split(","):
+        step, _, why = attempt.partition(":")
+        if (step, why) == ("admission", "shed"):
+            told.append(_SHED)
+        elif step in _STEPS:
+            told.append(f"{_STEPS[step]} ({why})")
+        else:
+            told.append(f"model {step} failed ({why})")
+    return "; ".join(told)
 
 
 def may_act(user: User, case: Case, now: datetime) -> bool:
@@ -91,6 +133,11 @@ async def _case_page(
             f"{problem.holder} is working on this case (locked until"
             f" {problem.until:%H:%M UTC}): it is read-only for you, and a verdict is refused."
         )
+    elif isinstance(problem, PermissionDeniedError) and _waits_for_a_lead(user, case):
+        problem_text = (
+            f"This case is escalated to a lead by {case.escalated_by} and waits for a"
+            " lead's verdict: it is read-only for you."
+        )
     elif problem is not None:
         problem_text = str(problem)
     context: dict[str, Any] = await run_in_threadpool(_history, ui, case)
@@ -107,13 +154,18 @@ async def _case_page(
             "problem": problem_text,
             "note": note,
             "reason_chart": charts.reason_bars(reasons),
-            "shortcuts": SHORTCUTS,
-            "lock_renew_seconds": LOCK_RENEW_SECONDS,
+            "may_escalate": case.status is CaseStatus.OPEN,
+            "degraded_story": degraded_story(case.record.decision.degraded_reason),
+            "lock_renew_seconds": lock_renew_seconds(ui.desk.lock_ttl),
             "max_note": MAX_NOTE_LENGTH,
         }
     )
     status = problem.http_status if problem is not None else 200
     return render(request, "case.html", context, status_code=status)
+
+
+def _waits_for_a_lead(user: User, case: Case) -> bool:
+    return case.status is CaseStatus.ESCALATED and not allowed(user, Permission.RESOLVE_ESCALATIONS)
 
 
 @router.get("/cases/{transaction_id}", name="ui.case")
@@ -136,56 +188,81 @@ async def verdict(
     """Confirm fraud, mark legitimate, or escalate with a note; back to the queue.
 
     ``disowned``: payments in the card's history that the cardholder, reached while the
-    case was worked, says were not theirs; each becomes a fraud label too.
+    case was worked, says were not theirs; each becomes a fraud label too. Everything is
+    checked before anything is recorded.
     """
     ui = ui_of(request)
+    ticked = tuple(disowned or ())
     try:
-        if disowned:
-            await run_in_threadpool(_check_disowned, ui, user, transaction_id, verdict, disowned)
+        if ticked:
+            await run_in_threadpool(_check_disowned, ui, user, transaction_id, ticked)
         result = await run_in_threadpool(
-            ui.desk.submit_verdict, user, transaction_id, verdict, note
+            ui.desk.submit_verdict, user, transaction_id, verdict, note, ticked
         )
-        labels = [] if result.label is None else [result.label]
-        closed: list[str] = []
-        if disowned and result.first and result.label is not None:
-            done = await run_in_threadpool(ui.desk.disown, user, transaction_id, disowned)
-            labels += done.labels
-            closed = done.closed_cases
     except _REFUSALS as exc:
         return await _case_page(
             request, user, transaction_id, take_lock=False, error=exc, note=note
         )
+    if verdict is Verdict.ESCALATE:
+        return redirect(request, "ui.queue", flash=_escalation_said(result, note))
+    sent = await send_labels(ui.apply_label, result.labels)
+    told, kind = report(sent)
+    message = f"{_verdict_said(result, ticked)} {told}".strip()
+    return redirect(request, "ui.queue", flash=message, flash_kind=kind)
+
+
+@router.post("/cases/{transaction_id}/labels", name="ui.send_labels")
+async def send_labels_again(
+    request: Request, transaction_id: str, user: Annotated[User, Depends(signed_in)]
+) -> Response:
+    """Send the labels of the case's verdict again (say, one that could not be applied);
+    a label the stores hold already changes nothing."""
+    ui = ui_of(request)
+    labels = await run_in_threadpool(ui.desk.verdict_labels, user, transaction_id)
+    if not labels:
+        raise InputError(f"case {transaction_id} has no fraud or legitimate verdict to send")
+    told, kind = report(await send_labels(ui.apply_label, labels))
+    message = f"{transaction_id}: its labels were sent again. {told}"
+    return redirect(
+        request, "ui.case", flash=message, flash_kind=kind, transaction_id=transaction_id
+    )
+
+
+def _verdict_said(result: VerdictResult, ticked: tuple[str, ...]) -> str:
+    """What a fraud or legitimate verdict did, or that it was a repeat, in one sentence."""
+    case = result.case
     if not result.first:
-        message = f"{transaction_id}: that verdict was already recorded; nothing changed."
-        return redirect(request, "ui.queue", flash=message)
-    if result.label is None:
-        return redirect(request, "ui.queue", flash=f"{transaction_id} escalated to a lead.")
-    said = "confirmed fraud" if verdict is Verdict.FRAUD else "marked legitimate"
-    if len(labels) > 1:
-        said += f", and {len(labels) - 1} earlier payment(s) on the card disowned as fraud"
-        if closed:
-            said += f" (their open cases {', '.join(closed)} closed)"
-    accounts = []
-    try:
-        for label in labels:
-            accounts.append(await ui.apply_label(label))
-    except FraudopsError as exc:
-        log.error("review_ui.label_not_applied", transaction_id=transaction_id, error=str(exc))
-        missed = (
-            "its label was" if len(labels) == 1 else f"{len(labels) - len(accounts)} labels were"
-        )
-        message = f"{transaction_id} {said}. The verdict is saved, but {missed} not applied: {exc}"
-        return redirect(request, "ui.queue", flash=message, flash_kind="warning")
-    return redirect(request, "ui.queue", flash=f"{transaction_id} {said}. {accounts[0]}")
+        said = f"{case.transaction_id}: that verdict was already recorded"
+        if set(ticked) != set(result.disowned):
+            standing = f"{names(result.disowned)} disowned" if result.disowned else "none disowned"
+            said += f" ({standing}), so the payments ticked this time were not recorded"
+        return said + "; its labels were sent again."
+    said = "confirmed fraud" if case.verdict is Verdict.FRAUD else "marked legitimate"
+    count = len(result.disowned)
+    if count:
+        payments = "payment" if count == 1 else "payments"
+        said += f", and {count} earlier {payments} on the card disowned as fraud"
+        if result.closed_cases:
+            cases = "case" if len(result.closed_cases) == 1 else "cases"
+            said += f" (the open {cases} of {names(result.closed_cases)} closed)"
+    return f"{case.transaction_id} {said}."
+
+
+def _escalation_said(result: VerdictResult, note: str) -> str:
+    case = result.case
+    if result.first:
+        return f"{case.transaction_id} escalated to a lead."
+    kept = (case.escalation_note or "") == note.strip()
+    return f"{case.transaction_id} was already escalated to a lead by {case.escalated_by}; " + (
+        "nothing changed." if kept else "your note was not saved."
+    )
 
 
 def _check_disowned(
-    ui: ReviewUi, user: User, transaction_id: str, verdict: Verdict, disowned: list[str]
+    ui: ReviewUi, user: User, transaction_id: str, disowned: tuple[str, ...]
 ) -> None:
-    """InputError unless ``disowned`` comes with a fraud or legitimate verdict and names
-    only payments of the card history the case page shows."""
-    if verdict is Verdict.ESCALATE:
-        raise InputError("disown the card's payments with a verdict, not an escalation")
+    """InputError unless ``disowned`` names only payments of the card history the case
+    page shows (the desk checks the rest)."""
     history = _history(ui, ui.desk.case(user, transaction_id))
     if history.get("history_error"):
         raise InputError(f"the card's history cannot be read: {history['history_error']}")

@@ -25,6 +25,10 @@ VERDICT_COLOURS: Mapping[str, str] = {
 }
 RAISES_RISK = "#d73a49"
 LOWERS_RISK = "#1f6feb"
+LABEL_PX = 12
+"""The font size of a chart's labels, as ``ui.css`` sets ``.chart .label``."""
+TICK_PX = 10
+"""The font size of an axis's ticks, as ``ui.css`` sets ``.chart .tick``."""
 
 
 def colours_for(keys: Sequence[str], known: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -61,17 +65,32 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", cls: str = "l
     )
 
 
-def reason_bars(reasons: Sequence[tuple[str, float]], *, width: int = 460) -> Markup:
-    """Reason codes as bars either side of zero: red raises the risk, blue lowers it."""
+def text_width(text: str, font_px: float) -> float:
+    """A generous estimate of how wide ``text`` is drawn at ``font_px`` in the UI's sans-serif
+    font (about 0.6 em a character), so labels are given room rather than cut."""
+    return len(text) * font_px * 0.6
+
+
+def reason_bars(
+    reasons: Sequence[tuple[str, float]], *, width: int = 460, min_plot_width: int = 140
+) -> Markup:
+    """Reason codes as bars either side of zero: red raises the risk, blue lowers it.
+
+    The label column is as wide as the longest code, so no name is cut; the bars take the
+    rest of ``width`` (at least ``min_plot_width``, widening the chart for very long
+    codes). The chart scales down to its panel (CSS), keeping its proportions."""
+    value_w = 56
     if not reasons:
         return _svg(width, 28, "No reason codes", [_text(4, 18, "no reason codes recorded")])
-    row, label_w, value_w = 22, 170, 56
+    row = 22
+    label_w = math.ceil(max(text_width(code, LABEL_PX) for code, _ in reasons)) + 12
+    plot_width = max(min_plot_width, width - label_w - value_w)
+    width = label_w + plot_width + value_w
     height = row * len(reasons) + 8
     top = max(abs(value) for _, value in reasons) or 1.0
     both_signs = any(v < 0 for _, v in reasons) and any(v > 0 for _, v in reasons)
-    plot_w = width - label_w - value_w
-    zero = label_w + (plot_w / 2 if both_signs else 0)
-    scale = (plot_w / 2 if both_signs else plot_w) / top
+    zero = label_w + (plot_width / 2 if both_signs else 0)
+    scale = (plot_width / 2 if both_signs else plot_width) / top
     body = [
         f'<line x1="{zero:.1f}" y1="2" x2="{zero:.1f}" y2="{height - 4}" class="axis"/>',
     ]
@@ -122,8 +141,7 @@ def stacked_bars(
                 f' fill="{colours[key]}"><title>{escape(label)} · {escape(key)}: {count:,}'
                 "</title></rect>"
             )
-        if i % label_every == 0:
-            body.append(_text(x + bar_w / 2, height - 6, label, anchor="middle", cls="tick"))
+    body += _ticks(labels, left + slot / 2, slot, label_every, height - 6, width)
     return _svg(width, height, title, body)
 
 
@@ -153,8 +171,7 @@ def rate_bars(
                 f' height="{h:.1f}" fill="{colour}"><title>{escape(label)}: '
                 f"{rate * 100:.2f} %</title></rect>"
             )
-        if i % label_every == 0:
-            body.append(_text(x + bar_w / 2, height - 6, label, anchor="middle", cls="tick"))
+    body += _ticks(labels, left + slot / 2, slot, label_every, height - 6, width)
     return _svg(width, height, title, body)
 
 
@@ -184,6 +201,25 @@ def hbars(
         text = value_format.format(value)
         body.append(_text(label_w + value * scale + 6, y + 15, text, cls="value"))
     return _svg(width, height, title, body)
+
+
+def _ticks(
+    labels: Sequence[str], first: float, slot: float, every: int, y: float, width: float
+) -> list[str]:
+    """Every ``every``-th period's label, centred under its bar (the first at ``first``,
+    then one ``slot`` apart), held inside the chart where centring would run it past an
+    edge; a label that would then touch the one after it is left out (the newest stay)."""
+    body: list[str] = []
+    right_limit = width - 2
+    for i in reversed(range(0, len(labels), every)):
+        label = labels[i]
+        half = text_width(label, TICK_PX) / 2
+        centre = min(max(first + i * slot, 2 + half), right_limit - half)
+        if centre + half > right_limit:
+            continue  # wider than room is left
+        body.append(_text(centre, y, label, anchor="middle", cls="tick"))
+        right_limit = centre - half - 4
+    return body
 
 
 def _legend(keys: Sequence[str], colours: Mapping[str, str], left: float) -> list[str]:

@@ -5,7 +5,11 @@ they compare on the decision log's recent labelled traffic, and every alias move
 when, why); a lead promotes the challenger or rolls the champion back one step, with a
 reason. A move goes through :func:`fraudops.review.promotion.move_champion`, as
 ``fraudops models promote`` does: the alias history names the signed-in lead, the desk
-records it in the audit trail, and an unrecorded move is undone.
+records it in the audit trail, and an unrecorded move is undone. Its form carries what the
+page showed (the champion, and the version the button names), and a move on a page that
+is out of date by then (another lead moved first, a stale tab, a double click, a new
+challenger) is refused with 409: nothing moves, nothing is audited, and the page shows the
+models as they are now.
 
 MLflow (through the registry) is imported only when the page is opened: it costs about
 two seconds, which a UI without the page need not pay at start. The comparison is
@@ -130,7 +134,8 @@ class ModelsSource:
     """Where the models page reads: the registry, the decision log, the review threshold."""
 
     registry_root: Path
-    """The registry's folder (``<data_dir>/registry``): ``mlflow.db`` and the artifacts."""
+    """The registry's folder (the one the service follows: ``service.registry_dir``, else
+    ``<data_dir>/registry``): ``mlflow.db`` and the artifacts."""
     decision_log_url: str | None = None
     """The decision log the comparison reads (None: no comparison)."""
     review_threshold: float = 0.5
@@ -146,13 +151,14 @@ class ModelsSource:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelsSource:
-        """The registry under ``data_dir``, the decision log, the service's review threshold."""
+        """The service's registry, the decision log, the service's review threshold."""
         from fraudops.decide.policy import Policy
+        from fraudops.learn.registry import registry_dir
 
         policy = settings.policy
         found = Policy.from_file(policy.file) if policy.file else Policy.from_settings(policy)
         return cls(
-            registry_root=settings.data_dir / "registry",
+            registry_root=registry_dir(settings),
             decision_log_url=settings.decision_log.url,
             review_threshold=found.review_threshold,
         )
@@ -291,16 +297,26 @@ async def models_page(request: Request, user: Annotated[User, Depends(signed_in)
     """Champion and challenger, their comparison and alias history (leads and admins)."""
     ui = ui_of(request)
     ui.desk.authorise(user, Permission.APPROVE_PROMOTION)
+    return await _page(request)
+
+
+async def _page(
+    request: Request, *, status_code: int = 200, problem: str | None = None
+) -> Response:
+    """The models page as the registry is now, with ``problem`` shown at its top."""
+    ui = ui_of(request)
     source = _source(ui)
     now = ui.desk.clock.now()
     overview = None if source is None else await run_in_threadpool(_overview, source, now)
-    context = {
+    context: dict[str, object] = {
         "overview": overview,
         "source": source,
         "max_reason": MAX_NOTE_LENGTH,
         "serving": _serving_here(request),
     }
-    return render(request, "models.html", context)
+    if problem is not None:
+        context["flash"] = (problem, "error")
+    return render(request, "models.html", context, status_code=status_code)
 
 
 def _serving_here(request: Request) -> dict[str, Seated] | None:
@@ -327,27 +343,43 @@ async def recompute(request: Request, user: Annotated[User, Depends(signed_in)])
     return redirect(request, "ui.models")
 
 
+SeenChampion = Annotated[str, Form(pattern=r"^\d{0,9}$")]
+"""The champion's version when the page was rendered; empty: there was none."""
+NamedVersion = Annotated[int, Form(ge=1)]
+"""The version the page's button names: the challenger it promotes, the one a rollback
+restores."""
+
+
 @router.post("/models/promote", name="ui.promote")
 async def promote(
     request: Request,
     user: Annotated[User, Depends(signed_in)],
+    champion: SeenChampion,
+    version: NamedVersion,
     reason: Annotated[str, Form(max_length=MAX_NOTE_LENGTH)] = "",
 ) -> Response:
-    """Make the challenger the champion (leads and admins; audited, with the reason)."""
-    return await _move(request, user, AuditAction.PROMOTION, reason)
+    """Make the challenger the page showed (``version``) the champion, if the champion is
+    still the one it showed (leads and admins; audited, with the reason)."""
+    return await _move(request, user, AuditAction.PROMOTION, reason, champion, version)
 
 
 @router.post("/models/rollback", name="ui.rollback")
 async def rollback(
     request: Request,
     user: Annotated[User, Depends(signed_in)],
+    champion: SeenChampion,
+    version: NamedVersion,
     reason: Annotated[str, Form(max_length=MAX_NOTE_LENGTH)] = "",
 ) -> Response:
-    """Put the previous champion back (leads and admins; audited, with the reason)."""
-    return await _move(request, user, AuditAction.ROLLBACK, reason)
+    """Put back the previous champion the page named (``version``), if the champion is
+    still the one it showed (leads and admins; audited, with the reason)."""
+    return await _move(request, user, AuditAction.ROLLBACK, reason, champion, version)
 
 
-async def _move(request: Request, user: User, action: AuditAction, reason: str) -> Response:
+async def _move(
+    request: Request, user: User, action: AuditAction, reason: str, champion: str, version: int
+) -> Response:
+    from fraudops.learn.registry import AliasMovedError
     from fraudops.review.promotion import PERMISSION_OF
 
     ui = ui_of(request)
@@ -359,8 +391,21 @@ async def _move(request: Request, user: User, action: AuditAction, reason: str) 
         return redirect(
             request, "ui.models", flash=f"A {action.value} needs a reason.", flash_kind="error"
         )
+    seen = {"champion": int(champion) if champion else None}
     try:
-        change = await run_in_threadpool(_move_champion, ui, source, user, action, reason.strip())
+        change = await run_in_threadpool(
+            _move_champion, ui, source, user, action, reason.strip(), version, seen
+        )
+    except AliasMovedError as exc:
+        log.info(
+            "review_ui.champion_move_refused",
+            action=action.value,
+            user=user.username,
+            version=version,
+            error=str(exc),
+        )
+        problem = f"Not done: {exc}. The page now shows the models as they are."
+        return await _page(request, status_code=exc.http_status, problem=problem)
     except (InputError, ModelNotFoundError) as exc:
         return redirect(request, "ui.models", flash=f"Not done: {exc}", flash_kind="error")
     log.info(
@@ -380,7 +425,13 @@ async def _move(request: Request, user: User, action: AuditAction, reason: str) 
 
 
 def _move_champion(
-    ui: ReviewUi, source: ModelsSource, user: User, action: AuditAction, reason: str
+    ui: ReviewUi,
+    source: ModelsSource,
+    user: User,
+    action: AuditAction,
+    reason: str,
+    to: int,
+    seen: dict[str, int | None],
 ) -> AliasChange:
     from fraudops.review.promotion import move_champion
 
@@ -391,6 +442,14 @@ def _move_champion(
             details = {"registry": registry.tracking_uri, **change.as_dict()}
             ui.desk.record(user, action, f"model:{registry.name}", reason, details)
 
-        return move_champion(registry, action, actor=user.username, reason=reason, record=record)
+        return move_champion(
+            registry,
+            action,
+            actor=user.username,
+            reason=reason,
+            record=record,
+            to=to,
+            expect=seen,
+        )
     finally:
         registry.close()

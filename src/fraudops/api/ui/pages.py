@@ -1,8 +1,9 @@
 """How the review UI answers: templates, the page route, and errors as pages.
 
 :class:`UiRoute` wraps every page handler. Before it: the session is read from its
-cookie, and on anything but GET/HEAD the CSRF token (``X-CSRF-Token`` header from htmx,
-or the form's ``csrf`` field) must match the session's. After it: the cookie is written
+cookie, on anything but GET/HEAD the CSRF token (``X-CSRF-Token`` header from htmx, or
+the form's ``csrf`` field) must match the session's, and the request's text is checked
+(:mod:`~fraudops.api.ui.text`: no control characters). After it: the cookie is written
 if the session changed, and security headers are set. Errors become answers of their
 HTTP status in the shape the caller reads: a page for a browser, a message swapped into
 the page's flash area for htmx, a JSON problem for a JSON client. A request without a
@@ -30,6 +31,7 @@ from fraudops.api.responses import field_problems, problem
 from fraudops.api.ui.access import SignInRequiredError, session_of, set_session
 from fraudops.api.ui.parts import ui_of
 from fraudops.api.ui.session import COOKIE, CSRF_FIELD, CSRF_HEADER
+from fraudops.api.ui.text import UnreadableTextError, check_request_text
 from fraudops.errors import AuthError, FraudopsError, PermissionDeniedError
 from fraudops.review import Permission, User, allowed
 
@@ -86,6 +88,8 @@ def environment() -> Environment:
     env.filters["duration"] = duration
     env.filters["money"] = money
     env.filters["percent"] = percent
+    env.filters["number"] = number
+    env.filters["bdi"] = bdi
     return env
 
 
@@ -95,15 +99,16 @@ def when(value: datetime | None) -> str:
 
 
 def duration(value: timedelta) -> str:
-    """A length of time the way people say it: ``3 d 4 h``, ``2 h 05 min``, ``45 s``."""
+    """A length of time the way people say it, its two largest parts with no zero one:
+    ``3 d 4 h``, ``1 d``, ``2 h 5 min``, ``1 h``, ``45 s``."""
     seconds = int(abs(value.total_seconds()))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
     if days:
-        return f"{days} d {hours} h"
+        return f"{days} d {hours} h" if hours else f"{days} d"
     if hours:
-        return f"{hours} h {minutes:02d} min"
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     if minutes:
         return f"{minutes} min"
     return f"{seconds} s"
@@ -117,6 +122,24 @@ def money(value: float) -> str:
 def percent(value: float | None, digits: int = 1) -> str:
     """A share as a percentage, or an em dash when there is nothing to divide."""
     return "—" if value is None else f"{value * 100:.{digits}f} %"
+
+
+def number(value: float | int | None) -> str:
+    """A figure for people: whole numbers without decimals and with thousands separated
+    (``9,458``), others to four significant digits (``0.5679``); an em dash for none."""
+    if value is None:
+        return "—"
+    if float(value).is_integer():
+        return f"{value:,.0f}"
+    if abs(value) >= 1000:
+        return f"{value:,.2f}"
+    return f"{value:.4g}"
+
+
+def bdi(value: object) -> Markup:
+    """User text isolated from the text around it (``<bdi>``), so a right-to-left
+    override in a note or a name cannot reorder the rest of the line."""
+    return Markup("<bdi>{}</bdi>").format(value)
 
 
 def path_for(request: Request, route: str, /, **params: str) -> str:
@@ -203,8 +226,26 @@ def _nav(request: Request, user: User | None) -> list[tuple[str, str, bool]]:
     return items
 
 
+class StaleFormError(PermissionDeniedError):
+    """A form's CSRF token is missing or is not this session's (403 unless the route says
+    otherwise)."""
+
+
 class UiRoute(APIRoute):
-    """A page route: session in, CSRF checked, errors as pages, cookie and headers out."""
+    """A page route: session in, CSRF and text checked, errors as pages, cookie and
+    headers out.
+
+    A route class may answer a stale form or unreadable text its own way by overriding
+    :meth:`stale_form` or :meth:`unreadable_text` (sign-in does).
+    """
+
+    def stale_form(self, request: Request, error: StaleFormError) -> Response:
+        """The answer to a form whose CSRF token does not match: 403 and the reason."""
+        return error_answer(request, error.http_status, str(error))
+
+    def unreadable_text(self, request: Request, error: UnreadableTextError) -> Response:
+        """The answer to a request with a control character in its text: 422, the field."""
+        return error_answer(request, error.http_status, str(error))
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -216,7 +257,12 @@ class UiRoute(APIRoute):
             try:
                 if request.method not in _SAFE_METHODS:
                     await _check_csrf(request)
+                await check_request_text(request)
                 response = await handler(request)
+            except StaleFormError as exc:
+                response = self.stale_form(request, exc)
+            except UnreadableTextError as exc:
+                response = self.unreadable_text(request, exc)
             except (SignInRequiredError, AuthError) as exc:
                 response = _sign_in_required(request, str(exc))
             except FraudopsError as exc:
@@ -245,7 +291,7 @@ async def _check_csrf(request: Request) -> None:
         token = value if isinstance(value, str) else None
     if not session_of(request).csrf_matches(token):
         log.warning("review_ui.csrf_rejected", path=request.url.path, had_token=token is not None)
-        raise PermissionDeniedError(
+        raise StaleFormError(
             "this form's security token is missing or out of date (the session may have"
             " ended): reload the page and try again"
         )

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from fraudops.decide.log import DecisionRecord
 
 LabelSink = Callable[[Label], Awaitable[str]]
-"""Applies a verdict's label (online state, training store); answers a one-line account."""
+"""Applies a verdict's label (online state, training store); answers what became of it, in
+words that read after "its label was" (``stored for training and applied to the online
+state``). Applying the same label twice must change nothing: verdicts send theirs again."""
 
 
 class HistorySource(Protocol):

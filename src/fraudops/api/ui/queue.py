@@ -1,14 +1,17 @@
 """The queue page: open cases grouped by card in expected-loss order, with SLA clocks.
 
 The table refreshes itself (htmx polls its fragment), so a case another analyst takes or
-closes shows as such without a reload. Leads see the escalated cases on a second tab.
+closes shows as such without a reload. It is paged by whole cards (``PAGE_CARDS`` a page)
+and says which cards of how many it shows. Leads see the escalated cases on a second tab.
+A case decided by a fallback is marked degraded: its score is the fallback's placeholder,
+not the model's.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -20,17 +23,38 @@ from fraudops.review import User
 router = APIRouter(route_class=UiRoute, dependencies=[Depends(signed_in)])
 
 POLL_SECONDS = 15
+PAGE_CARDS = 50
+Page = Annotated[int, Query(ge=1, le=100_000)]
 
 
-def _queue(ui: ReviewUi, user: User, escalated: bool) -> dict[str, Any]:
+def _queue(ui: ReviewUi, user: User, escalated: bool, page: int) -> dict[str, Any]:
     desk = ui.desk
+    stats = desk.stats(user)
+    cards = stats.escalated_cards if escalated else stats.open_cards
+    pages = max(1, -(-cards // PAGE_CARDS))
+    page = min(page, pages)  # cases closed meanwhile can leave fewer pages
+    groups = desk.queue(
+        user, escalated=escalated, limit_groups=PAGE_CARDS, offset_groups=(page - 1) * PAGE_CARDS
+    )
     return {
-        "groups": desk.queue(user, escalated=escalated),
-        "stats": desk.stats(user),
+        "groups": groups,
+        "stats": stats,
         "capacity": desk.capacity(user),
         "escalated": escalated,
         "poll_seconds": POLL_SECONDS,
+        "page": page,
+        "pages": pages,
+        "cards": cards,
+        "first_card": (page - 1) * PAGE_CARDS + 1,
+        "cases": stats.escalated if escalated else stats.open,
+        "table_query": _query(page, escalated),
     }
+
+
+def _query(page: int, escalated: bool) -> str:
+    """The query string of a queue page: none for the first page of open cases."""
+    params = ([f"page={page}"] if page > 1 else []) + (["escalated=true"] if escalated else [])
+    return "?" + "&".join(params) if params else ""
 
 
 @router.get("/", name="ui.home")
@@ -41,19 +65,25 @@ async def home(request: Request) -> Response:
 
 @router.get("/queue", name="ui.queue")
 async def queue_page(
-    request: Request, user: Annotated[User, Depends(signed_in)], escalated: bool = False
+    request: Request,
+    user: Annotated[User, Depends(signed_in)],
+    escalated: bool = False,
+    page: Page = 1,
 ) -> Response:
-    """The queue: capacity banner, queue figures, and the cases by card."""
-    context = await run_in_threadpool(_queue, ui_of(request), user, escalated)
+    """The queue: capacity banner, queue figures, and a page of the cases by card."""
+    context = await run_in_threadpool(_queue, ui_of(request), user, escalated, page)
     return render(request, "queue.html", context)
 
 
 @router.get("/queue/table", name="ui.queue_table")
 async def queue_table(
-    request: Request, user: Annotated[User, Depends(signed_in)], escalated: bool = False
+    request: Request,
+    user: Annotated[User, Depends(signed_in)],
+    escalated: bool = False,
+    page: Page = 1,
 ) -> Response:
     """The queue's figures and table alone, for htmx to poll."""
-    context = await run_in_threadpool(_queue, ui_of(request), user, escalated)
+    context = await run_in_threadpool(_queue, ui_of(request), user, escalated, page)
     return render(request, "_queue_table.html", context)
 
 

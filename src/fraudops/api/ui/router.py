@@ -59,9 +59,29 @@ def review_ui_router(build: Callable[[FastAPI], ReviewUi]) -> APIRouter:
     return router
 
 
+LABEL_EFFECTS: dict[str, str] = {
+    "unchanged": (
+        "stored for training; the online state already held this label, so nothing changed there"
+    ),
+    "unknown_transaction": (
+        "stored for training; the online state does not hold this payment (this service"
+        " never saw it, or it has expired), so no live feature changed"
+    ),
+    "known_before_transaction": (
+        "stored for training, but not applied: it would be known before its payment happened"
+    ),
+    "past_window": (
+        "stored for training; the payment is older than its terminal's risk windows, so no"
+        " live feature changed"
+    ),
+}
+"""What each reason ``DecisionService.learn`` gives for not applying a label means, in words
+(the values of ``fraudops.features.online.LabelEffect``)."""
+
+
 def runtime_labels(app: FastAPI) -> LabelSink:
     """Labels to the running decision service: stored for training, applied to the online
-    state (``DecisionService.learn``)."""
+    state (``DecisionService.learn``); each answered in words (:data:`LABEL_EFFECTS`)."""
 
     async def apply(label: Label) -> str:
         runtime = getattr(app.state, "runtime", None)
@@ -69,8 +89,12 @@ def runtime_labels(app: FastAPI) -> LabelSink:
             raise StoreError("the decision service is not running, so no label could be applied")
         outcome = await runtime.service.learn(label)
         if outcome.applied:
-            return "Label stored for training and applied to the terminal's risk."
-        return f"Label stored for training; the online state did not take it ({outcome.reason})."
+            return "stored for training and applied to the online state"
+        reason = outcome.reason or "no reason given"
+        # Any other reason is a failure of the online state's store, named by its code.
+        return LABEL_EFFECTS.get(
+            reason, f"stored for training, but not applied to the online state ({reason})"
+        )
 
     return apply
 

@@ -28,7 +28,8 @@ COOKIE = "fraudops_review"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
 _SALT = "fraudops.review-ui.session"
-MAX_FLASH = 300
+MAX_FLASH = 1000
+"""A flash message is cut to this length: it travels in the (size-limited) cookie."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,39 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from fraudops.api.ui.access import session_of, set_session
-from fraudops.api.ui.pages import UiRoute, log, redirect, redirect_to, render
+from fraudops.api.ui.pages import StaleFormError, UiRoute, log, redirect, redirect_to, render
 from fraudops.api.ui.parts import ui_of
+from fraudops.api.ui.text import UnreadableTextError
 from fraudops.errors import AuthError, SignInLimitedError
 from fraudops.review.users import MAX_PASSWORD_LENGTH
 
-router = APIRouter(route_class=UiRoute)
+
+class _SignInRoute(UiRoute):
+    """Sign-in and sign-out answer a stale form by going where the visitor meant to (a
+    second tab's sign-in form, a sign-out form from before the last sign-out), and a
+    username or password with a control character as a wrong one, without asking the desk
+    (nothing is stored, and no failure counts against the address)."""
+
+    def stale_form(self, request: Request, error: StaleFormError) -> Response:
+        username = session_of(request).username
+        if self.name == "ui.sign_out":
+            if username is None:
+                return redirect(request, "ui.sign_in", flash="You are signed out.")
+            message = "That sign-out form was out of date: press Sign out again to sign out."
+            return redirect(request, "ui.queue", flash=message)
+        if username is not None:
+            return redirect(request, "ui.queue", flash=f"You are already signed in as {username}.")
+        message = "The sign-in form had expired: please sign in again."
+        return redirect(request, "ui.sign_in", flash=message, flash_kind="warning")
+
+    def unreadable_text(self, request: Request, error: UnreadableTextError) -> Response:
+        if self.name != "ui.sign_in_submit":
+            return super().unreadable_text(request, error)
+        context = {"next": _HOME, "username": "", "error": "wrong username or password."}
+        return render(request, "sign_in.html", context, status_code=401)
+
+
+router = APIRouter(route_class=_SignInRoute)
 
 _HOME = "/ui/queue"
 

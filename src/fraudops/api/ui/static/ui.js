@@ -1,6 +1,7 @@
 // fraudops review UI: keyboard shortcuts on the case page (f fraud, l legitimate,
-// e escalate), and no double submission of a verdict. No inline script anywhere: the
-// content security policy allows scripts from /ui/static only.
+// e escalate), and no double submission of a verdict or of a form marked
+// data-submit-once (the models page's promotion and rollback). No inline script anywhere:
+// the content security policy allows scripts from /ui/static only.
 (function () {
   "use strict";
 
@@ -32,13 +33,26 @@
     form.requestSubmit(button);
   });
 
+  function onceOnly(form) {
+    return form.id === "verdict-form" || form.hasAttribute("data-submit-once");
+  }
+
   document.addEventListener("submit", function (event) {
     const form = event.target;
-    if (!(form instanceof HTMLFormElement) || form.id !== "verdict-form") return;
+    if (!(form instanceof HTMLFormElement) || !onceOnly(form)) return;
     if (form.dataset.sent === "yes") {
       event.preventDefault();
       return;
     }
     form.dataset.sent = "yes";
+  });
+
+  // A page restored from the back-forward cache keeps its forms' marks; it is a page
+  // shown again, so its forms may be sent again.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[data-sent]").forEach(function (form) {
+      delete form.dataset.sent;
+    });
   });
 })();
