@@ -179,8 +179,11 @@ class ReviewSettings(_Section):
     session_max_age_s: int = Field(default=8 * 3600, ge=60)
     sign_in_max_failures: int = Field(default=5, ge=1)
     """Failed sign-ins a username may have within ``sign_in_window_s`` before it is refused
-    (429). An address may have five times as many, across every username tried from it: a
-    whole office can share one address, so one analyst's typos must not lock out the rest."""
+    (429)."""
+    sign_in_max_client_failures: int = Field(default=25, ge=1)
+    """Failed sign-ins an address may have within ``sign_in_window_s``, across every username
+    tried from it, before it is refused (429): well above the per-username limit, since a
+    whole office can share one address and one analyst's typos must not lock out the rest."""
     sign_in_window_s: float = Field(default=900.0, gt=0.0)
 
     def database_url(self, data_dir: Path) -> str:

@@ -434,6 +434,7 @@ def open_review_desk(
     lock_ttl: timedelta = timedelta(minutes=15),
     daily_capacity: int = 100,
     sign_in_max_failures: int = 5,
+    sign_in_max_client_failures: int | None = None,
     sign_in_window: timedelta = timedelta(minutes=15),
     hasher: PasswordHasher | None = None,
 ) -> ReviewDesk:
@@ -448,7 +449,13 @@ def open_review_desk(
         SqlUserStore(database, hasher),
         SqlAuditTrail(database),
         clock,
-        SqlSignInLimiter(database, clock, max_failures=sign_in_max_failures, window=sign_in_window),
+        SqlSignInLimiter(
+            database,
+            clock,
+            max_failures=sign_in_max_failures,
+            max_client_failures=sign_in_max_client_failures,
+            window=sign_in_window,
+        ),
         lock_ttl=lock_ttl,
         daily_capacity=daily_capacity,
     )

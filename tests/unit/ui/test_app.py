@@ -110,3 +110,27 @@ def test_review_decisions_become_cases_while_the_service_runs(
         decided["action"],
         None if opened is None else opened.transaction_id,
     )
+
+
+def test_the_per_address_sign_in_limit_comes_from_the_settings(tmp_path: Path) -> None:
+    """review.sign_in_max_client_failures reaches the service's limiter: two failures under
+    two usernames from one address, with the address limit at 2, refuse the third try even
+    with the right password; the per-username limit alone would not."""
+    settings = _settings(tmp_path, tmp_path / "model", "a sign-in-limit secret")
+    review = settings.review.model_copy(update={"sign_in_max_client_failures": 2})
+    settings = settings.model_copy(update={"review": review})
+    desk = open_review_desk(
+        review.database_url(tmp_path),
+        SystemClock(),
+        hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
+    )
+    desk.users.add("ann", Role.ANALYST, PASSWORD, by="cli:test", now=datetime.now(UTC))
+    desk.close()
+    app = create_app(settings)
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
+        statuses = []
+        for username, password in (("bob", "wrong"), ("eve", "wrong"), ("ann", PASSWORD)):
+            token = csrf_of(client.get("/ui/sign-in").text)
+            form = {"username": username, "password": password, "csrf": token, "next": "/"}
+            statuses.append(client.post("/ui/sign-in", data=form).status_code)
+    assert [401, 401, 429] == statuses

@@ -153,6 +153,7 @@ def review_ui(settings: Settings) -> APIRouter:
             lock_ttl=timedelta(minutes=review.lock_minutes),
             daily_capacity=review.daily_capacity,
             sign_in_max_failures=review.sign_in_max_failures,
+            sign_in_max_client_failures=review.sign_in_max_client_failures,
             sign_in_window=timedelta(seconds=review.sign_in_window_s),
         )
         history = SqlDecisionReader(log_url)
