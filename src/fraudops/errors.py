@@ -5,7 +5,8 @@
     ├── InputError                the caller gave something unusable (422)
     │   ├── SourceError           a whole source (file) cannot be read; names file and line
     │   ├── MappingError          a column mapping is unknown or malformed
-    │   └── ConflictingDuplicateError  an id decided before, sent with other content (409)
+    │   ├── ConflictingDuplicateError  an id decided before, sent with other content (409)
+    │   └── AliasMovedError       a model alias no longer points where the mover saw it (409)
     ├── LakeError                 the data lake is missing or inconsistent (500)
     ├── NotEnoughDataError        a window holds too little data to train or evaluate (422)
     ├── ModelError                a model cannot be loaded or used (503)
@@ -114,6 +115,14 @@ class ConflictingDuplicateError(InputError):
     def problems(self) -> list[tuple[str, str]]:
         message = "differs from the transaction first decided under this id"
         return [(name, message) for name in self.fields]
+
+
+class AliasMovedError(InputError):
+    """An alias no longer points where the caller saw it point, so the move they decided on
+    is refused and nothing moves: they decide again on what is there now."""
+
+    http_status = 409
+    reason = "alias_moved"
 
 
 class LakeError(FraudopsError):

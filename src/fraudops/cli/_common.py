@@ -70,18 +70,20 @@ def progress_bars(enabled: bool = True) -> Iterator[Progress]:
         yield report
 
 
-def show(renderable: RenderableType) -> None:
-    """Print a table (or any renderable) on stderr, whole.
+def show(renderable: RenderableType, *, result: bool = False) -> None:
+    """Print a table (or any renderable) whole: on stderr, or on stdout when it is the
+    command's ``result`` (``fraudops models list > f``).
 
     On a terminal it fits the window; piped or redirected there is no window, and rich's
     80-column default would cut a wide table's cells short, so it gets its natural width.
     """
-    if console.is_terminal:
-        console.print(renderable)
+    out = Console() if result else console
+    if out.is_terminal:
+        out.print(renderable)
         return
-    wide = Console(file=console.file, width=10_000)
+    wide = Console(file=out.file, width=10_000)
     width = Measurement.get(wide, wide.options, renderable).maximum
-    Console(file=console.file, width=max(width, console.width)).print(renderable)
+    Console(file=out.file, width=max(width, out.width)).print(renderable)
 
 
 def say(kind: str, message: str) -> None:

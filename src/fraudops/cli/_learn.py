@@ -67,7 +67,10 @@ def train(
         bool, typer.Option(help="Register the model in the registry (no alias is moved).")
     ] = False,
     registry: Annotated[
-        Path | None, typer.Option(help="Registry directory (default <data_dir>/registry).")
+        Path | None,
+        typer.Option(
+            help="Registry directory (default service.registry_dir, else <data_dir>/registry)."
+        ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
@@ -103,20 +106,22 @@ def train(
 
 
 def _registry_root(root: Path | None) -> Path:
+    from fraudops.learn.registry import registry_dir
     from fraudops.settings import load_settings
 
-    root = root or load_settings().data_dir / "registry"
+    root = root or registry_dir(load_settings())
     if root.exists() and not root.is_dir():
         raise InputError(f"--registry {root}: is a file, not a registry directory")
     return root
 
 
 def _register(model_dir: Path, root: Path | None) -> int:
-    from fraudops.learn.registry import lineage_from_model_dir, open_registry
+    """Register the model just written (checked, and once: an identical model already in
+    the registry keeps its version)."""
+    from fraudops.learn.registry import open_registry, register_once
 
     store = open_registry(_registry_root(root))
-    lineage = lineage_from_model_dir(model_dir, trained_by=getpass.getuser())
-    return store.register(model_dir, lineage=lineage).version
+    return register_once(store, model_dir, trained_by=getpass.getuser()).version.version
 
 
 @fail_cleanly

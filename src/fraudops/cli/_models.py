@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.table import Table
+from sqlalchemy.exc import ArgumentError
 
-from fraudops.cli._common import console, emit_json, fail_cleanly
+from fraudops.cli._common import console, emit_json, fail_cleanly, show
 from fraudops.errors import AuthError, InputError, ModelError
 
 if TYPE_CHECKING:
@@ -27,7 +29,10 @@ models = typer.Typer(
 
 RegistryDir = Annotated[
     Path | None,
-    typer.Option("--registry", help="Registry directory (default <data_dir>/registry)."),
+    typer.Option(
+        "--registry",
+        help="Registry directory (default service.registry_dir, else <data_dir>/registry).",
+    ),
 ]
 RegistryUri = Annotated[
     str | None,
@@ -36,11 +41,42 @@ RegistryUri = Annotated[
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
-def _registry(root: Path | None, uri: str | None) -> MlflowRegistry:
-    from fraudops.learn.registry import open_registry
+def _registry(root: Path | None, uri: str | None, *, create: bool = False) -> MlflowRegistry:
+    """The registry the options name (default: the one the service follows).
+
+    Only ``create`` (registering a model) may start a new one: anything else on a registry
+    that is not there is a mistyped path or URL, refused rather than answered from a new,
+    empty store.
+    """
+    from fraudops.learn.registry import open_registry, registry_dir
     from fraudops.settings import load_settings
 
-    return open_registry(root or load_settings().data_dir / "registry", uri=uri)
+    root = root or registry_dir(load_settings())
+    if root.exists() and not root.is_dir():
+        raise InputError(f"--registry {root}: is a file, not a registry directory")
+    if not create:
+        if uri is not None:
+            _existing_sqlite(uri, "--registry-uri")
+        elif not (root / "mlflow.db").is_file():
+            raise InputError(
+                f"--registry {root}: no registry there (no mlflow.db); check the path, or"
+                " register a model first with `fraudops models register`"
+            )
+    return open_registry(root, uri=uri)
+
+
+def _existing_sqlite(url: str, what: str) -> None:
+    """Refuse a SQLite URL whose file is not there (opening it would create an empty one);
+    other databases are left to their server to answer."""
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError:
+        return  # the store's own opening names a malformed URL
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite") or database in (None, "", ":memory:"):
+        return
+    if not Path(database).is_file():
+        raise InputError(f"{what} {url}: no such database ({database} does not exist)")
 
 
 @models.command("list")
@@ -68,7 +104,7 @@ def list_versions(
             "" if ap is None else f"{ap:.3f}",
             lineage.git_commit or "",
         )
-    console.print(table)
+    show(table, result=True)
 
 
 @models.command("register")
@@ -82,13 +118,27 @@ def register(
     registry_uri: RegistryUri = None,
     json_output: JsonOutput = False,
 ) -> None:
-    """Register a model directory as a new version, with the lineage its manifest records."""
-    from fraudops.learn.registry import lineage_from_model_dir
+    """Register a model directory as a new version, with the lineage its manifest records.
 
-    lineage = lineage_from_model_dir(model, trained_by=trained_by or getpass.getuser())
-    version = _registry(registry, registry_uri).register(model, lineage=lineage)
+    The model is checked first (a damaged file is refused, named); one registered before
+    (the same model version) keeps its registry version and is not registered again.
+    """
+    from fraudops.learn.registry import register_once
+
+    found = register_once(
+        _registry(registry, registry_uri, create=True),
+        model,
+        trained_by=trained_by or getpass.getuser(),
+    )
+    version = found.version
     if json_output:
-        emit_json(version.as_dict())
+        emit_json(found.as_dict())
+        return
+    if found.already_registered:
+        console.print(
+            f"{model} ({version.lineage.artifact_version}) is already registered as"
+            f" {version.name} version {version.version}; nothing was registered"
+        )
         return
     console.print(f"registered {model} as {version.name} version {version.version}")
 
@@ -104,7 +154,17 @@ def alias(
     registry_uri: RegistryUri = None,
     json_output: JsonOutput = False,
 ) -> None:
-    """Point an alias at a version; the move is kept in the alias history."""
+    """Point the challenger at a version; the move is kept in the alias history.
+
+    The champion decides, so it moves only with a lead's approval in the audit trail:
+    ``fraudops models promote --approve`` or ``fraudops models rollback``.
+    """
+    if name.strip() == "champion":
+        raise InputError(
+            "the champion moves only with a lead's approval, recorded in the audit trail:"
+            " alias the version as challenger, then `fraudops models promote --approve`"
+            " (or `fraudops models rollback`)"
+        )
     change = _registry(registry, registry_uri).set_alias(name, version, actor=actor, reason=reason)
     if json_output:
         emit_json(change.as_dict())
@@ -141,14 +201,17 @@ def history(
             change.actor,
             change.reason,
         )
-    console.print(table)
+    show(table, result=True)
 
 
 @models.command("pull")
 @fail_cleanly
 def pull(
     name: Annotated[str, typer.Argument(help="champion, challenger or a version number.")],
-    out: Annotated[Path, typer.Option(help="Directory to write the model into (replaced).")],
+    out: Annotated[
+        Path,
+        typer.Option(help="Directory to write the model into (absent, empty or a model)."),
+    ],
     registry: RegistryDir = None,
     registry_uri: RegistryUri = None,
     json_output: JsonOutput = False,
@@ -159,22 +222,39 @@ def pull(
     """
     from fraudops.learn.artifact import directory_files
 
+    target = _pull_destination(out)
     source_registry = _registry(registry, registry_uri)
     version = source_registry.get(name)
     source = source_registry.load_dir(version.version)
-    staging = out.with_name(f".{out.name}.pulling")
+    staging = target.with_name(f".{target.name}.pulling")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(source, staging)
     if directory_files(staging) != version.files:
         shutil.rmtree(staging, ignore_errors=True)
         raise ModelError(f"copy of {version.name} version {version.version} in {staging} differs")
-    if out.exists():
-        shutil.rmtree(out)
-    staging.replace(out)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.replace(target)
     if json_output:
         emit_json({"version": version.version, "aliases": list(version.aliases), "out": out})
         return
     console.print(f"{name}: version {version.version} → {out}")
+
+
+def _pull_destination(out: Path) -> Path:
+    """``out`` as a path ``pull`` may replace: absent, an empty directory or a model
+    directory, and never the working directory or one around it."""
+    from fraudops.learn.artifact import check_model_destination
+
+    here = Path.cwd()
+    resolved = out.resolve()
+    if resolved == here or resolved in here.parents:
+        raise InputError(
+            f"--out {out}: is the working directory or holds it; name the model's own"
+            " directory (e.g. models/serving)"
+        )
+    check_model_destination(out)
+    return resolved
 
 
 # --------------------------------------------------------------------- oversight
@@ -241,15 +321,15 @@ def compare(
         policy = settings.policy
         found = Policy.from_file(policy.file) if policy.file else Policy.from_settings(policy)
         review_threshold = found.review_threshold
+    log_url = decision_log or settings.decision_log.url
+    _existing_sqlite(log_url, "--decision-log" if decision_log else "decision log")
     source = _registry(registry, registry_uri)
     champion = load_scorer(source.load_dir("champion"))
     challenger = load_scorer(source.load_dir("challenger"))
     until = SystemClock().now()
     start = until - timedelta(days=since)
     names = tuple(dict.fromkeys(champion.feature_names + challenger.feature_names))
-    traffic = labelled_traffic(
-        decision_log or settings.decision_log.url, since=start, until=until, feature_names=names
-    )
+    traffic = labelled_traffic(log_url, since=start, until=until, feature_names=names)
     result = compare_models(
         traffic, champion, challenger, review_threshold=review_threshold, since=start, until=until
     )
@@ -387,9 +467,14 @@ def _audited(
     if not name or not reason.strip():
         raise InputError("a champion move needs an actor and a reason")
     who = f"cli:{name}"
+    what = "--review-url"
     if review_url is None:
         settings = load_settings()
         review_url = settings.review.database_url(settings.data_dir)
+        what = "review database"
+    # A mistyped path would otherwise become a new, empty review database, whose answer
+    # ("unknown user") sends the lead looking for the wrong problem.
+    _existing_sqlite(review_url, what)
     database = ReviewDatabase(review_url)
     try:
         database.ensure_schema()

@@ -80,6 +80,7 @@ def tune(
 
     from fraudops.learn.dataset import feature_definition, load_feature_table
     from fraudops.learn.protocol import prequential_folds
+    from fraudops.learn.registry import registry_dir
     from fraudops.learn.tracking import MlflowTracker, NoTracking, Tracker, check_sqlite_file
     from fraudops.learn.tune import check_storage, fold_dates
     from fraudops.learn.tune import tune as run_tune
@@ -88,7 +89,7 @@ def tune(
     start = _day(train_start, "--train-start")
     settings = load_settings()
     storage = storage or settings.data_dir / "tune" / "optuna.db"
-    registry = registry or settings.data_dir / "registry"
+    registry = registry or registry_dir(settings)
     # Before the feature table is built: a wrong path is refused now, not after it.
     check_storage(storage)
     if track:

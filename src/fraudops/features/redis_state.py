@@ -153,6 +153,7 @@ class RedisFeatureState:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: deque[list[_Group]] = deque()
         self._flushing: set[asyncio.Task[None]] = set()
+        self._closed = False
         # Commands riding with the next round trip whose replies someone awaits (``attach``).
         self._attached: list[tuple[_Command, asyncio.Future[Any]]] = []
 
@@ -193,6 +194,11 @@ class RedisFeatureState:
         Writes the pipe sent but Redis had not answered are written again (they are whole
         records, so writing one twice in order changes nothing).
         """
+        # No flush may start after this one: it would outlive the loop, never to run.
+        self._closed = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         unanswered = [group for batch in self._inflight for group in batch]
         self._inflight.clear()
         self._deferred[:0] = unanswered
@@ -394,6 +400,8 @@ class RedisFeatureState:
 
     def _flush_when_due(self) -> None:
         self._flush_timer = None
+        if self._closed:
+            return
         if self._pipe is not None:
             task = asyncio.ensure_future(self._flush_async())
             self._flushing.add(task)  # a strong reference until it ends

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -98,7 +98,9 @@ def labelled_traffic(
     if since.tzinfo is None or until.tzinfo is None:
         raise InputError("the compared time range needs timezone-aware times")
     if since >= until:
-        raise InputError(f"the compared time range is empty: {since} is not before {until}")
+        raise InputError(
+            f"the compared time range is empty: {_when(since)} is not before {_when(until)}"
+        )
     label, decision = log_schema.labels.c, log_schema.decisions.c
     latest = (
         sa.select(
@@ -172,8 +174,9 @@ def compare_models(
     frauds = int(labels.sum())
     if len(traffic) == 0 or frauds == 0 or frauds == len(traffic):
         raise NotEnoughDataError(
-            f"comparing models needs labelled fraud and genuine transactions between {since}"
-            f" and {until}; found {len(traffic)} labelled, {frauds} of them fraud"
+            "comparing models needs labelled fraud and genuine transactions between"
+            f" {_when(since)} and {_when(until)}; found {len(traffic)} labelled,"
+            f" {frauds} of them fraud"
         )
     champion_scores, champion_latency = _scores(traffic, champion)
     challenger_scores, challenger_latency = _scores(traffic, challenger)
@@ -220,6 +223,11 @@ def _scores(traffic: pd.DataFrame, scorer: Scorer) -> tuple[FloatArray, float]:
         scorer.score(rows[i])
         timings[i] = time.perf_counter() - started
     return scores, float(np.median(timings) * 1000.0)
+
+
+def _when(value: datetime) -> str:
+    """A time for people, in UTC to the minute: ``2024-03-01 09:00 UTC``."""
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _value(value: float | None) -> float:

@@ -34,8 +34,14 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from fraudops.clock import Clock, SystemClock
-from fraudops.errors import InputError, ModelError, ModelNotFoundError, StoreError
-from fraudops.learn.artifact import _read_manifest, directory_files
+from fraudops.errors import (
+    AliasMovedError,
+    InputError,
+    ModelError,
+    ModelNotFoundError,
+    StoreError,
+)
+from fraudops.learn.artifact import _read_manifest, directory_files, load_model_dir
 from fraudops.learn.tracking import experiment_id, mlflow_client, mlflow_error
 from fraudops.sql import as_utc
 
@@ -48,13 +54,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ALIASES",
     "AliasChange",
-    "AliasMovedError",
     "Lineage",
     "MlflowRegistry",
     "ModelVersion",
+    "Registration",
     "Registry",
     "lineage_from_model_dir",
     "open_registry",
+    "register_once",
     "registry_dir",
 ]
 
@@ -63,14 +70,6 @@ ALIASES: tuple[Alias, ...] = ("champion", "challenger")
 """The aliases a version can hold: what the service decides with, and what shadows it."""
 
 _TAG = "fraudops."
-
-
-class AliasMovedError(InputError):
-    """An alias no longer points where the caller saw it point, so the move they decided on
-    is refused and nothing moves: they decide again on what is there now."""
-
-    http_status = 409
-    reason = "alias_moved"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +170,19 @@ class AliasChange:
         return values
 
 
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What registering a model directory gave: its version, and whether that version was
+    there before (the same model, by its manifest's ``model_version``, registered earlier)."""
+
+    version: ModelVersion
+    already_registered: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready values: the version's, and ``already_registered``."""
+        return {**self.version.as_dict(), "already_registered": self.already_registered}
+
+
 class Registry(Protocol):
     """Registered model versions, the aliases that pick them, and each alias's history."""
 
@@ -221,6 +233,23 @@ _history = sa.Table(
     sa.Column("action", sa.String(16), nullable=False),
     sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+def register_once(registry: Registry, model_dir: Path, *, trained_by: str) -> Registration:
+    """Register a fraudops model directory, checked, and only once.
+
+    The directory is loaded as the service would load it (every file against the manifest's
+    SHA-256, the model parsed, its features the current definition's), so a damaged model is
+    refused here, naming the file, rather than when it is promoted or served. A model
+    already registered (the same ``model_version``, which hashes the model's content) is
+    not registered again: its existing version is returned.
+    """
+    load_model_dir(model_dir)
+    lineage = lineage_from_model_dir(model_dir, trained_by=trained_by)
+    for version in registry.versions():
+        if version.lineage.artifact_version == lineage.artifact_version:
+            return Registration(version, already_registered=True)
+    return Registration(registry.register(model_dir, lineage=lineage), already_registered=False)
 
 
 def registry_dir(settings: Settings) -> Path:
@@ -677,14 +706,15 @@ class MlflowRegistry:
         text = alias_or_version.strip()
         if text.isdigit():
             return MlflowRegistry._version_number(int(text))
-        MlflowRegistry._check_alias(text)
+        MlflowRegistry._check_alias(text, or_version=True)
         return None
 
     @staticmethod
-    def _check_alias(alias: str) -> None:
+    def _check_alias(alias: str, *, or_version: bool = False) -> None:
         if alias not in ALIASES:
+            versions = " or a version number" if or_version else ""
             raise InputError(
-                f"unknown alias {alias!r}: expected one of {', '.join(ALIASES)} or a version number"
+                f"unknown alias {alias!r}: expected one of {', '.join(ALIASES)}{versions}"
             )
 
     def _missing(self, alias_or_version: str | int) -> str:

@@ -33,6 +33,12 @@ PERMISSION_OF: dict[AuditAction, Permission] = {
 }
 """The permission each champion move needs."""
 
+_VERB_OF: dict[AuditAction, str] = {
+    AuditAction.PROMOTION: "promote",
+    AuditAction.ROLLBACK: "roll back",
+}
+"""What a person does in each champion move, for messages (``may roll back a model``)."""
+
 Recorder = Callable[["AliasChange"], object]
 """Writes one champion move to the audit trail (raises a FraudopsError if it cannot)."""
 
@@ -51,7 +57,8 @@ def approver(users: UserStore, username: str, action: AuditAction) -> User:
         raise AuthError(f"{username!r} is disabled in the review desk: a lead must approve")
     if not allowed(user, permission):
         raise PermissionDeniedError(
-            f"{username!r} is {user.role.value}: only a lead or admin may {action.value} a model"
+            f"{username!r} is {user.role.value}: only a lead or admin may {_VERB_OF[action]}"
+            " a model"
         )
     return user
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pytest
 
 from fraudops.decide.log import DecisionRecord, SqlDecisionStore
@@ -155,3 +156,22 @@ def test_without_fraud_in_range_the_comparison_refuses(log_url: str) -> None:
             since=UNTIL,
             until=later,
         )
+
+
+def test_too_little_traffic_names_the_range_in_readable_times() -> None:
+    """The message gives the compared range to the minute in UTC, as people read times, not
+    as ISO strings with microseconds."""
+    since = datetime(2024, 3, 1, 9, 0, 12, 345678, tzinfo=UTC)
+    until = since + timedelta(days=7)
+    empty = pd.DataFrame({"is_fraud": np.array([], dtype=np.int8)})
+    with pytest.raises(NotEnoughDataError) as raised:
+        compare_models(
+            empty,
+            ColumnScorer("a"),
+            ColumnScorer("b"),
+            review_threshold=0.5,
+            since=since,
+            until=until,
+        )
+    expected = "between 2024-03-01 09:00 UTC and 2024-03-08 09:00 UTC;"
+    assert (True, False) == (expected in str(raised.value), "345678" in str(raised.value))

@@ -240,3 +240,60 @@ def test_promotion_with_a_wrong_password_is_refused(registry: Path, tmp_path: Pa
     )
     assert (2, 1, []) == (code, champion(registry), audit(tmp_path))
     assert "not that password" in output
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["promote", "--approve"], "only a lead or admin may promote a model"),
+        (["rollback"], "only a lead or admin may roll back a model"),
+    ],
+)
+def test_an_analyst_is_told_what_only_a_lead_may_do(
+    registry: Path, tmp_path: Path, command: list[str], said: str
+) -> None:
+    """The refusal reads as a sentence: "may promote a model", "may roll back a model"."""
+    code, output = run(registry, tmp_path, *command, "--actor", "ann", "--reason", "why")
+    assert (2, True) == (code, said in output), output
+
+
+def test_a_mistyped_review_database_is_refused_not_created(registry: Path, tmp_path: Path) -> None:
+    """A --review-url to a SQLite file that is not there says so in one line (not "unknown
+    user"), creates neither the file nor its folder, and moves nothing."""
+    typo = tmp_path / "typo" / "review.db"
+    result = runner.invoke(
+        app,
+        [
+            "models",
+            "promote",
+            "--approve",
+            "--actor",
+            "lea",
+            "--reason",
+            "better AP",
+            "--registry",
+            str(registry),
+            "--review-url",
+            f"sqlite:///{typo}",
+            "--password-stdin",
+        ],
+        input=f"{PASSWORD}\n",
+    )
+    lines = result.output.strip().splitlines()
+    assert (2, 1, True, False, 1) == (
+        result.exit_code,
+        len(lines),
+        str(typo) in lines[0],
+        typo.parent.exists(),
+        champion(registry),
+    ), result.output
+
+
+def test_compare_on_a_decision_log_that_is_not_there_is_refused(
+    registry: Path, tmp_path: Path
+) -> None:
+    """``compare --decision-log`` to a missing SQLite file names it, creating nothing,
+    rather than answering "no labels table" from a new empty log."""
+    missing = tmp_path / "nolog.db"
+    code, output = run(registry, tmp_path, "compare", "--decision-log", f"sqlite:///{missing}")
+    assert (2, True, False) == (code, "does not exist" in output, missing.exists()), output

@@ -17,11 +17,16 @@ from pathlib import Path
 import pytest
 
 from fraudops.clock import ManualClock
-from fraudops.errors import InputError, ModelError, ModelNotFoundError, StoreError
+from fraudops.errors import (
+    AliasMovedError,
+    InputError,
+    ModelError,
+    ModelNotFoundError,
+    StoreError,
+)
 from fraudops.learn.artifact import directory_files, load_model_dir
 from fraudops.learn.registry import (
     AliasChange,
-    AliasMovedError,
     Lineage,
     MlflowRegistry,
     Registry,

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -483,3 +484,22 @@ def test_a_promotion_not_yet_served_is_shown_with_what_to_do(
     assert fixed_cell.startswith(f"has {served} from a fixed model directory"), fixed_cell
     assert "--model-alias champion" in fixed_cell
     assert following_cell.startswith(f"has {served}: it takes the registry's champion"), cells
+
+
+def test_training_counts_show_as_whole_numbers(
+    parts: Desk, tmp_path: Path, trained_lake: TrainedLake
+) -> None:
+    """A count among the training metrics reads as people write it (``9,458``), not as
+    ``9458.0000``; a fraction keeps its digits."""
+    root = tmp_path / "counted"
+    fresh_mlflow_db(root)
+    models = open_registry(root)
+    found = lineage_from_model_dir(trained_lake.model_dir, trained_by="ana")
+    metrics = {"false_positives_at_recall_80": 9458.0, "average_precision": 0.7217}
+    models.register(trained_lake.model_dir, lineage=replace(found, metrics=metrics))
+    models.set_alias("champion", 1, actor="ana", reason="first model")
+    models.close()
+    for client in models_client(parts, tmp_path, root):
+        sign_in(client, "lea")
+        html = client.get("/ui/models").text
+    assert (True, False, True) == ("9,458" in html, "9458.0000" in html, "0.7217" in html)

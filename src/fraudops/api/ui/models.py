@@ -41,7 +41,13 @@ from starlette.concurrency import run_in_threadpool
 from fraudops.api.ui.access import signed_in
 from fraudops.api.ui.pages import UiRoute, redirect, render
 from fraudops.api.ui.parts import ReviewUi, ui_of
-from fraudops.errors import ConfigError, FraudopsError, InputError, ModelNotFoundError
+from fraudops.errors import (
+    AliasMovedError,
+    ConfigError,
+    FraudopsError,
+    InputError,
+    ModelNotFoundError,
+)
 from fraudops.review import AuditAction, Permission, User
 from fraudops.review.desk import MAX_NOTE_LENGTH
 
@@ -379,7 +385,6 @@ async def rollback(
 async def _move(
     request: Request, user: User, action: AuditAction, reason: str, champion: str, version: int
 ) -> Response:
-    from fraudops.learn.registry import AliasMovedError
     from fraudops.review.promotion import PERMISSION_OF
 
     ui = ui_of(request)
