@@ -2,7 +2,8 @@
 
 Inputs forbid unknown fields, so a misspelt field is a 422 naming it rather than a value
 silently dropped. Types are not guessed: ``true`` is not an amount, and a time is ISO 8601
-text with a UTC offset, not a number of seconds. A card id that looks like a card number
+text with a UTC offset, not a number of seconds (a number may come as numeric text, as some
+payment APIs send amounts). A card id that looks like a card number
 (a Luhn-valid run of 13-19 digits) is refused, and the error does not echo it, so a PAN
 never reaches the decision log. Times before 1970 and coordinates beyond
 :data:`~fraudops.types.MAX_COORDINATE_KM` are refused here; how far ahead of the service's

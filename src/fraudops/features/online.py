@@ -277,10 +277,12 @@ def _location(tx: Transaction) -> tuple[float, float]:
 class OnlineFeatures:
     """Computes a definition's features one event at a time over a ``FeatureState``.
 
-    ``labels_applied`` and ``labels_ignored`` count label events; a label is ignored when
-    its transaction is unknown, expired, or the label claims to be known before the
-    transaction itself happened (it could not have been); each label's own
-    :class:`LabelEffect` says which. A label counts for a transaction at
+    ``labels_applied`` and ``labels_ignored`` count label events by what they found in the
+    terminal's record (a repeat counts as applied there); a label is ignored when its
+    transaction is unknown, expired, or the label claims to be known before the transaction
+    itself happened (it could not have been). Each label's own :class:`LabelEffect` says what
+    it did to the state as a whole (a label past the terminal's windows that marks the card
+    is ``APPLIED``, a repeat ``UNCHANGED``). A label counts for a transaction at
     t only if it became known strictly before t: a label known at the very moment of its own
     transaction (what a file of historical labels gives) is applied right after it.
     """

@@ -190,15 +190,16 @@ class RedisFeatureState:
 
         ``StoreError`` if those writes could not be written (they are then lost); the client
         is closed either way. Call it once requests have stopped (it may run on another
-        thread than the loop's); a flush timer still pending will find nothing to write.
+        thread than the loop's); a flush timer still pending is cancelled, on the loop's own
+        thread.
         Writes the pipe sent but Redis had not answered are written again (they are whole
         records, so writing one twice in order changes nothing).
         """
         # No flush may start after this one: it would outlive the loop, never to run.
         self._closed = True
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
+        timer, self._flush_timer = self._flush_timer, None
+        if timer is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(timer.cancel)
         unanswered = [group for batch in self._inflight for group in batch]
         self._inflight.clear()
         self._deferred[:0] = unanswered

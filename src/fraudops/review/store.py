@@ -430,12 +430,7 @@ def _disown(
     closed: list[str] = []
     for transaction_id in disowned:
         own = _find(connection, transaction_id)
-        if own is not None and own.status is CaseStatus.ESCALATED and not may_resolve_escalated:
-            raise PermissionDeniedError(
-                f"{transaction_id} is escalated to a lead (by {own.escalated_by}): only a lead"
-                " can give it a verdict, so it cannot be disowned with yours. Untick it and"
-                " tell the lead what the cardholder said; nothing was recorded."
-            )
+        _refuse_if_escalated(own, may_resolve_escalated)
         entry = AuditEntry(
             at, user, AuditAction.VERDICT, transaction_id, reason, {"verdict": "fraud", **on}
         )
@@ -448,8 +443,21 @@ def _disown(
                 action = AuditAction.VERDICT
                 entry = _verdict_entry(own, Verdict.FRAUD, action, user, reason, at, on)
                 closed.append(transaction_id)
+            else:  # held by another analyst, or escalated since it was read
+                _refuse_if_escalated(_find(connection, transaction_id), may_resolve_escalated)
         insert_entry(connection, entry)
     return tuple(closed)
+
+
+def _refuse_if_escalated(own: Case | None, may_resolve_escalated: bool) -> None:
+    """PermissionDeniedError if ``own`` (a disowned payment's case) waits for a lead and the
+    user may not resolve escalations."""
+    if own is not None and own.status is CaseStatus.ESCALATED and not may_resolve_escalated:
+        raise PermissionDeniedError(
+            f"{own.transaction_id} is escalated to a lead (by {own.escalated_by}): only a lead"
+            " can give it a verdict, so it cannot be disowned with yours. Untick it and"
+            " tell the lead what the cardholder said; nothing was recorded."
+        )
 
 
 def _verdict_entry(

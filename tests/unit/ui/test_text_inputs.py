@@ -66,3 +66,20 @@ def test_a_nul_in_the_address_is_refused_with_422(client: TestClient, path: str)
     """A NUL in a path segment or a query value is a 422, whatever the page."""
     sign_in(client, "lea")
     assert 422 == client.get(path).status_code
+
+
+def test_the_check_holds_whatever_the_case_of_the_form_type(
+    client: TestClient, parts: Desk
+) -> None:
+    """``Application/X-WWW-Form-Urlencoded`` is the same form type (the parser lower-cases
+    it), so a NUL sent under it is refused too."""
+    parts.open(make_record(1))
+    sign_in(client, "ann")
+    token = csrf_of(client.get("/ui/cases/tx-0001").text)
+    response = client.post(
+        "/ui/cases/tx-0001/verdict",
+        content=f"csrf={token}&verdict=escalate&note=look%00here".encode(),
+        headers={"content-type": "Application/X-WWW-Form-Urlencoded", "X-CSRF-Token": token},
+    )
+    assert 422 == response.status_code
+    assert CaseStatus.OPEN == parts.desk.cases.get("tx-0001").status

@@ -40,7 +40,8 @@ async def check_request_text(request: Request) -> None:
         *request.path_params.items(),
         *request.query_params.multi_items(),
     ]
-    if request.headers.get("content-type", "").startswith(_FORM_TYPES):
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type in _FORM_TYPES:
         fields += (await request.form()).multi_items()
     for name, value in fields:
         if not isinstance(value, str):
