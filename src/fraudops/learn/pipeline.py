@@ -231,11 +231,13 @@ def _between(frame: pd.DataFrame, first: date, last: date) -> pd.DataFrame:
     return rows
 
 
-def _labelled(rows: pd.DataFrame, what: str) -> pd.DataFrame:
+def _labelled(rows: pd.DataFrame, what: str, hint: str = "") -> pd.DataFrame:
+    """``rows``, unless they lack frauds or genuine payments (``NotEnoughDataError`` naming
+    the window as ``what``, and ``hint``)."""
     frauds = int(rows["is_fraud"].sum())
     if frauds == 0 or frauds == len(rows):
         raise NotEnoughDataError(
-            f"{what} holds {len(rows)} transactions, {frauds} fraudulent; both are needed"
+            f"{what} holds {len(rows)} transactions, {frauds} fraudulent; both are needed{hint}"
         )
     return rows
 
@@ -264,13 +266,7 @@ class _Fits:
         in the error when it cannot be trained on."""
         key = (first, last)
         if key not in self._cache:
-            rows = _between(self._frame, first, last)
-            frauds = int(rows["is_fraud"].sum())
-            if frauds == 0 or frauds == len(rows):
-                raise NotEnoughDataError(
-                    f"{what} holds {len(rows)} transactions, {frauds} fraudulent; both are"
-                    f" needed{hint}"
-                )
+            rows = _labelled(_between(self._frame, first, last), what, hint)
             labels = rows["is_fraud"].to_numpy()
             members = []
             for learner in self._learners:
@@ -433,7 +429,9 @@ def run_pipeline(
     if lake_first_day is not None:
         # Fold 0's start such that the oldest fold's calibration week begins on that day.
         latest_start = max(fold.train_start for fold in folds)
-        earliest_start = lake_first_day + (latest_start - earliest_day(folds))
+        servable = lake_first_day + (latest_start - earliest_day(folds))
+        # Named only when the windows do start before the lake; else it is not the cause.
+        earliest_start = servable if latest_start < servable else None
     windows = {(f.train_start, f.train_end) for f in folds}
     for fold in folds:
         days = (fold.train_end - fold.train_start).days + 1
