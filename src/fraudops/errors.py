@@ -5,6 +5,7 @@
     ├── InputError                the caller gave something unusable (422)
     │   ├── SourceError           a whole source (file) cannot be read; names file and line
     │   ├── MappingError          a column mapping is unknown or malformed
+    │   ├── FieldError            one field's value cannot be used (a time ahead of the clock)
     │   ├── ConflictingDuplicateError  an id decided before, sent with other content (409)
     │   └── AliasMovedError       a model alias no longer points where the mover saw it (409)
     ├── LakeError                 the data lake is missing or inconsistent (500)

@@ -45,11 +45,15 @@ def problem(status: int, detail: str, errors: list[dict[str, str]] | None = None
     return JsonBytes({"detail": detail, "errors": errors or []}, status_code=status)
 
 
+def error_problems(error: FraudopsError) -> list[dict[str, str]]:
+    """The fields ``error`` names, as ``{field, message}`` pairs."""
+    return [{"field": name, "message": message} for name, message in error.problems]
+
+
 def error_response(error: FraudopsError) -> JsonBytes:
     """A deliberate fraudops error as its HTTP status; a 401 says nothing else."""
     headers = {"WWW-Authenticate": "ApiKey"} if error.http_status == 401 else None
-    errors = [{"field": name, "message": message} for name, message in error.problems]
-    response = problem(error.http_status, str(error), errors)
+    response = problem(error.http_status, str(error), error_problems(error))
     if headers:
         response.headers.update(headers)
     return response

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from fraudops.api.responses import JsonBytes, field_problems, problem
+from fraudops.api.responses import JsonBytes, error_problems, field_problems, problem
 from fraudops.api.schemas import (
     BatchOut,
     DecisionOut,
@@ -110,10 +110,6 @@ def _parse_one(body: bytes) -> TransactionIn | JsonBytes:
         return problem(422, "invalid transaction", field_problems(exc.errors()))
 
 
-def _problems(error: FieldError | ConflictingDuplicateError) -> list[dict[str, str]]:
-    return [{"field": name, "message": message} for name, message in error.problems]
-
-
 @router.post(
     TRANSACTIONS,
     response_model=DecisionOut,
@@ -143,7 +139,7 @@ async def post_transaction(request: Request) -> JsonBytes:
             decision, _ = await runtime.service.decide(parsed.to_transaction())
         except FieldError as exc:
             runtime.metrics.dead_letters.labels(stage="api", reason="invalid_transaction").inc()
-            return problem(422, "invalid transaction", _problems(exc))
+            return problem(422, "invalid transaction", error_problems(exc))
         except ConflictingDuplicateError:
             runtime.metrics.dead_letters.labels(stage="api", reason="conflicting_duplicate").inc()
             raise  # 409, naming what differs
@@ -255,9 +251,9 @@ async def _decide_item(runtime: Runtime, index: int, item: Any) -> dict[str, Any
         except ValidationError as exc:
             problems = field_problems(exc.errors())
         except FieldError as exc:
-            problems = _problems(exc)
+            problems = error_problems(exc)
         except ConflictingDuplicateError as exc:
-            reason, problems = exc.reason, _problems(exc)
+            reason, problems = exc.reason, error_problems(exc)
         else:
             return {
                 "index": index,
@@ -310,7 +306,7 @@ async def post_label(request: Request) -> JsonBytes:
     except ValidationError as exc:
         problems = field_problems(exc.errors())
     except FieldError as exc:
-        problems = _problems(exc)
+        problems = error_problems(exc)
     else:
         return _label_out(label, outcome)
     runtime.metrics.dead_letters.labels(stage="api", reason="invalid_label").inc()
